@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= $(if $(LIT_TRANSFORMER_DATA),$(LIT_TRANSFORMER_DATA),../shared/data)
+MINUTES ?= 10
+OUT ?= runs/demo
+
+export LIT_TRANSFORMER_DATA := $(abspath $(DATA))
+
+.PHONY: setup demo test test-all bench-quality lint clean
+
+$(BIN)/lit-transformer: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The exact pin takes the CPU wheel on this machine (the CUDA build elsewhere) and never
+	# lets a dependency pull another torch.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev,postgres]"
+	touch $@
+
+setup: $(BIN)/lit-transformer
+
+# A CPU-scale base model on Multi30k EN->DE; ends by printing dev perplexity and test BLEU.
+demo: setup
+	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/lit-transformer fit \
+	  --ablation ablations/table3-cpu.yaml --row base --seed 1 \
+	  --max-minutes $(MINUTES) --out $(OUT) --trainer.average_last 5
+
+# The quality benchmark of the README: 30 minutes of training, beam 4 on test_2016_flickr.
+bench-quality:
+	$(MAKE) demo MINUTES=30 OUT=runs/bench-quality
+
+test: setup
+	WANDB_MODE=offline $(BIN)/python -m pytest -m "not slow" -q
+
+test-all: setup
+	WANDB_MODE=offline $(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check lit_transformer tests
+
+clean:
+	rm -rf runs .pytest_cache

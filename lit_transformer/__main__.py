@@ -1,0 +1,5 @@
+import sys
+
+from lit_transformer.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,166 @@
+"""Batched beam search (§6.1): beam 4, length penalty α = 0.6, max length = source + 50.
+
+Hypotheses are ranked by log P(Y|X) / lp(Y) with the GNMT length penalty
+
+    lp(Y) = ((5 + |Y|) / 6)^α,
+
+|Y| counting the generated tokens including EOS. A sentence stops ("terminating early when
+possible") once it has ``beam`` finished hypotheses, or once no live beam can beat its best
+finished one: a live beam's log-probability can only fall, and lp is largest at the maximum
+length, so score_live / lp(max_len) bounds what it can still reach. Beam 1 is greedy search.
+
+Decoding is incremental: the decoder caches self-attention keys/values per layer and the
+encoder–decoder keys/values are projected once per sentence (``use_cache=False`` recomputes
+the whole prefix at each step, for benchmarks and tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lit_transformer.model.transformer import Transformer
+
+
+def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # without BOS and EOS
+    score: float  # normalised: log P / lp
+    logprob: float
+
+
+def source_lengths(src: Tensor, pad_id: int, eos_id: int) -> Tensor:
+    """Real source tokens per sentence, not counting padding or the trailing EOS."""
+    real = (src != pad_id) & (src != eos_id)
+    return real.sum(dim=1)
+
+
+@torch.no_grad()
+def greedy_search(
+    model: Transformer, src: Tensor, bos_id: int, eos_id: int, max_len_b: int = 50
+) -> list[list[int]]:
+    """Plain argmax decoding, written independently of beam search (it checks beam 1)."""
+    pad_id = model.pad_id
+    memory, mask = model.encode(src)
+    b = src.size(0)
+    max_len = source_lengths(src, pad_id, eos_id) + max_len_b
+    ys = torch.full((b, 1), bos_id, dtype=torch.long, device=src.device)
+    done = torch.zeros(b, dtype=torch.bool, device=src.device)
+    out: list[list[int]] = [[] for _ in range(b)]
+    for t in range(int(max_len.max())):
+        logits = model.project(model.decode(ys, memory, mask)[:, -1]).float()
+        logits[:, pad_id] = float("-inf")
+        logits[:, bos_id] = float("-inf")
+        forced = (t + 1) >= max_len
+        logits[forced] = float("-inf")
+        logits[forced, eos_id] = 0.0
+        nxt = logits.argmax(-1)
+        for i in range(b):
+            if not done[i]:
+                if nxt[i].item() == eos_id:
+                    done[i] = True
+                else:
+                    out[i].append(int(nxt[i]))
+        if bool(done.all()):
+            break
+        ys = torch.cat([ys, nxt[:, None]], dim=1)
+    return out
+
+
+@torch.no_grad()
+def beam_search(
+    model: Transformer,
+    src: Tensor,
+    bos_id: int,
+    eos_id: int,
+    beam: int = 4,
+    alpha: float = 0.6,
+    max_len_b: int = 50,
+    use_cache: bool = True,
+) -> list[Hypothesis]:
+    """Best hypothesis per source sentence. ``src``: [B, S] ids with EOS, padded."""
+    pad_id = model.pad_id
+    device = src.device
+    b, k = src.size(0), beam
+    memory, mask = model.encode(src)
+    memory = memory.repeat_interleave(k, dim=0)
+    mask = mask.repeat_interleave(k, dim=0)
+    max_len = (source_lengths(src, pad_id, eos_id) + max_len_b).repeat_interleave(k)  # [B*K]
+    lp_max = length_penalty(max_len.view(b, k)[:, 0].float(), alpha)  # [B]
+
+    # Only beam 0 is live at the start, so the first step expands one hypothesis.
+    scores = torch.full((b, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0
+    tokens = torch.full((b * k, 1), bos_id, dtype=torch.long, device=device)
+    cache = model.new_cache() if use_cache else None
+    finished: list[list[Hypothesis]] = [[] for _ in range(b)]
+    active = torch.ones(b, dtype=torch.bool, device=device)
+    offsets = (torch.arange(b, device=device) * k)[:, None]
+
+    for t in range(int(max_len.max())):
+        if cache is not None:
+            hidden = model.decode(tokens[:, -1:], memory, mask, cache=cache, start=t)
+        else:
+            hidden = model.decode(tokens, memory, mask)
+        lprobs = torch.log_softmax(model.project(hidden[:, -1]).float(), dim=-1)  # [B*K, V]
+        lprobs[:, pad_id] = float("-inf")
+        lprobs[:, bos_id] = float("-inf")
+        forced = (t + 1) >= max_len
+        if bool(forced.any()):
+            eos_lp = lprobs[forced, eos_id]
+            lprobs[forced] = float("-inf")
+            lprobs[forced, eos_id] = eos_lp
+        vocab = lprobs.size(-1)
+        cand = (scores.view(-1, 1) + lprobs).view(b, k * vocab)
+        cand[~active] = float("-inf")
+        top_scores, top_idx = cand.topk(2 * k, dim=1)  # [B, 2K]
+        top_beam, top_tok = top_idx // vocab, top_idx % vocab
+
+        # Finalise EOS candidates that rank within the top K (as fairseq does).
+        is_eos = (top_tok == eos_id) & torch.isfinite(top_scores)
+        is_eos[:, k:] = False
+        if bool(is_eos.any()):
+            length = t + 1
+            lp = length_penalty(length, alpha)
+            prev = tokens.view(b, k, -1)
+            for i, j in is_eos.nonzero().tolist():
+                if len(finished[i]) < k and bool(active[i]):
+                    seq = prev[i, top_beam[i, j], 1:].tolist()
+                    s = float(top_scores[i, j])
+                    finished[i].append(Hypothesis(seq, s / lp, s))
+
+        # The K best non-EOS candidates continue.
+        cont_scores = top_scores.masked_fill(top_tok == eos_id, float("-inf"))
+        cont_scores, pick = cont_scores.topk(k, dim=1)
+        beam_sel = top_beam.gather(1, pick)
+        tok_sel = top_tok.gather(1, pick)
+        order = (offsets + beam_sel).view(-1)
+        tokens = torch.cat([tokens.index_select(0, order), tok_sel.view(-1, 1)], dim=1)
+        scores = cont_scores
+        if cache is not None:
+            model.reorder_cache(cache, order)
+
+        # Early termination per sentence.
+        n_done = torch.tensor([len(f) for f in finished], device=device)
+        best_fin = torch.tensor(
+            [max((h.score for h in f), default=float("-inf")) for f in finished], device=device
+        )
+        best_live = scores.max(dim=1).values / lp_max
+        active &= (n_done < k) & ~(best_fin >= best_live)
+        if not bool(active.any()):
+            break
+
+    results = []
+    for i in range(b):
+        if not finished[i]:  # cannot happen with forced EOS, but never return nothing
+            seq = tokens.view(b, k, -1)[i, 0, 1:].tolist()
+            s = float(scores[i, 0])
+            finished[i].append(Hypothesis(seq, s / length_penalty(len(seq), alpha), s))
+        results.append(max(finished[i], key=lambda h: h.score))
+    return results

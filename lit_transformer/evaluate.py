@@ -1,0 +1,62 @@
+"""Evaluate a saved checkpoint on a corpus split: per-wordpiece perplexity and sacreBLEU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from lit_transformer.decoding.translate import load_module
+from lit_transformer.training.run import build_datamodule
+
+
+def evaluate_checkpoint(
+    ckpt: str | Path,
+    stage: str = "test",
+    data_root: str | None = None,
+    beam: int = 4,
+    alpha: float = 0.6,
+    corpus: str | None = None,
+    split: str | None = None,
+) -> dict[str, Any]:
+    module = load_module(ckpt)
+    cfg = module.cfg
+    if data_root:
+        cfg.data.data_root = data_root
+    if corpus:
+        cfg.data.corpus = corpus
+    dm = build_datamodule(cfg, seed=0)
+    if split:
+        dm.hparams["dev_split" if stage == "validate" else "test_split"] = split
+    dm.prepare_data()
+    dm.setup(stage)
+    if dm.tokenizer.sha256 != module.tokenizer.sha256:
+        # The data module would encode with a different vocabulary than the model's.
+        dm.tokenizer = module.tokenizer
+    module.test_beam, module.test_alpha = beam, alpha
+    module.cfg.trainer.val_beam, module.cfg.trainer.val_bleu = beam, True
+    trainer = L.Trainer(
+        accelerator="auto",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
+    if stage == "validate":
+        trainer.validate(module, datamodule=dm, verbose=False)
+        prefix = "val"
+    else:
+        trainer.test(module, datamodule=dm, verbose=False)
+        prefix = "test"
+    return {
+        "checkpoint": str(ckpt),
+        "stage": stage,
+        "beam": beam,
+        "alpha": alpha,
+        "ppl": module.last_eval.get(f"{prefix}/ppl"),
+        "bleu": module.last_eval.get(f"{prefix}/bleu"),
+        "sentences": module.last_eval.get(f"{prefix}/sentences"),
+        "signature": module.last_eval.get(f"{prefix}_signature"),
+    }

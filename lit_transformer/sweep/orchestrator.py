@@ -1,0 +1,309 @@
+"""The sweep orchestrator: the only code that asks Optuna for parameters (design rule 1).
+
+Each worker claims a trial under the study lock, freezes its parameters into
+``DIR/params.yaml``, and runs ``lit-transformer fit`` as its own process (one process, or a
+DDP job over ``devices``) while it keeps the trial's heartbeat. The trial's ``result.json``
+becomes the objective (dev perplexity) and user attributes. DDP ranks never sample.
+
+A worker that dies leaves its trial RUNNING without heartbeats: after the grace period any
+worker (or a re-run of the same command) marks it FAIL, the retry callback re-enqueues it,
+and the retried trial resumes from ``DIR/checkpoints/last.ckpt`` in the same directory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from lit_transformer.config import ConfigError
+from lit_transformer.sweep.spec import SweepSpec
+from lit_transformer.sweep.storage import (
+    HEARTBEAT_INTERVAL,
+    load_or_create_study,
+    open_storage,
+    study_lock,
+)
+from lit_transformer.training.run import git_commit
+
+STORAGE_ENV = "LIT_TRANSFORMER_OPTUNA_STORAGE"  # the URL travels by environment, never argv
+POLL_S = 2.0
+
+
+def build_sampler(config: dict[str, Any]) -> optuna.samplers.BaseSampler:
+    cfg = dict(config)
+    name = cfg.pop("name", "tpe")
+    if name == "tpe":
+        return optuna.samplers.TPESampler(**cfg)
+    if name == "random":
+        return optuna.samplers.RandomSampler(**cfg)
+    raise ConfigError(f"unknown sampler {name!r} (tpe, random)")
+
+
+def build_pruner(config: dict[str, Any]) -> optuna.pruners.BasePruner:
+    cfg = dict(config)
+    name = cfg.pop("name", "none")
+    if name == "median":
+        return optuna.pruners.MedianPruner(**cfg)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(**cfg)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(f"unknown pruner {name!r} (median, hyperband, none)")
+
+
+SEED_RANGE = (0, 2**31 - 1)
+
+
+def _key(trial: optuna.trial.FrozenTrial) -> tuple[str, int] | None:
+    """(row, seed) of a grid trial: its params, or the fixed params of an enqueued one."""
+    params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+    if "row" in params and "seed" in params:
+        return str(params["row"]), int(params["seed"])
+    return None
+
+
+def enqueue_grid(study: optuna.Study, spec: SweepSpec) -> int:
+    """Enqueue each row × seed that no trial covers yet (call under the study lock).
+
+    A pair is covered by any trial that is WAITING, RUNNING or COMPLETE, or that ended with a
+    recorded reason (diverged, crashed): those are results, not work to redo. A trial FAILed
+    by a stale heartbeat is covered by the retry its callback enqueued."""
+    covered = set()
+    for t in study.get_trials(deepcopy=False):
+        key = _key(t)
+        if key is None:
+            continue
+        if t.state != TrialState.FAIL or "fail_reason" in t.user_attrs:
+            covered.add(key)
+    added = 0
+    for row, seed in spec.grid:
+        if (row, seed) not in covered:
+            study.enqueue_trial({"row": row, "seed": seed}, skip_if_exists=False)
+            added += 1
+    return added
+
+
+def _hpo_budget_left(study: optuna.Study, spec: SweepSpec) -> int:
+    used = sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if t.state != TrialState.FAIL or "fail_reason" in t.user_attrs
+    )
+    return spec.n_trials - used
+
+
+def claim(study: optuna.Study, spec: SweepSpec) -> optuna.Trial | None:
+    """The next trial for this worker, or None when there is nothing to start now."""
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    if spec.kind == "grid":
+        if not waiting:
+            return None
+        return study.ask()
+    if not waiting and _hpo_budget_left(study, spec) <= 0:
+        return None
+    return study.ask()
+
+
+def trial_params(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
+    """row, seed and sampled config values. Enqueued/retried trials return their fixed values."""
+    if spec.kind == "grid":
+        # Stable distributions across trials and re-runs: all rows of the file, any seed.
+        row = trial.suggest_categorical("row", spec.ablation.row_ids)
+        return {"row": str(row), "seed": trial.suggest_int("seed", *SEED_RANGE)}
+    params: dict[str, Any] = {"row": spec.rows[0]}
+    for key, dist in spec.search_space.items():
+        kind = dist["type"]
+        if kind == "float":
+            params[key] = trial.suggest_float(
+                key, dist["low"], dist["high"], log=dist.get("log", False)
+            )
+        elif kind == "int":
+            params[key] = trial.suggest_int(
+                key, dist["low"], dist["high"], log=dist.get("log", False)
+            )
+        else:
+            params[key] = trial.suggest_categorical(key, dist["choices"])
+    original = RetryHeartbeatStaleTrialCallback.retried_trial_number(
+        trial.study._storage.get_trial(trial._trial_id)  # noqa: SLF001
+    )
+    number = trial.number if original is None else original
+    params["seed"] = spec.seeds[number % len(spec.seeds)]
+    return params
+
+
+def _die_with_parent() -> None:
+    """Child side of Popen: get SIGKILL when the worker dies, so no orphan keeps training."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Worker:
+    def __init__(
+        self,
+        spec: SweepSpec,
+        storage_url: str,
+        study_name: str,
+        run_dir: Path,
+        threads: int | None = None,
+        wandb: str = "offline",
+    ) -> None:
+        self.spec, self.url, self.name = spec, storage_url, study_name
+        self.run_dir = run_dir
+        self.threads = threads
+        self.wandb = wandb
+        self.storage = open_storage(storage_url, spec.max_retry)
+        self.study = load_or_create_study(
+            self.storage, study_name, build_sampler(spec.sampler), build_pruner(spec.pruner)
+        )
+
+    def run(self) -> int:
+        """Work until the study has nothing left; returns the number of trials run."""
+        if self.spec.kind == "grid":
+            with study_lock(self.storage, self.name):
+                enqueue_grid(self.study, self.spec)
+        done = 0
+        while True:
+            optuna.storages.fail_stale_trials(self.study)
+            with study_lock(self.storage, self.name):
+                trial = claim(self.study, self.spec)
+                if trial is not None:
+                    self.storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
+            if trial is None:
+                running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if not running:
+                    return done
+                time.sleep(POLL_S)  # another worker may die; its trial would come back
+                continue
+            self.run_trial(trial)
+            done += 1
+
+    def trial_dir(self, trial: optuna.Trial, params: dict[str, Any]) -> Path:
+        base = self.run_dir / self.name
+        if self.spec.kind == "grid":
+            return base / params["row"] / f"seed{params['seed']}"
+        frozen = self.storage.get_trial(trial._trial_id)  # noqa: SLF001
+        original = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+        return base / f"trial{(trial.number if original is None else original):04d}"
+
+    def run_trial(self, trial: optuna.Trial) -> None:
+        spec = self.spec
+        params = trial_params(trial, spec)
+        out = self.trial_dir(trial, params)
+        out.mkdir(parents=True, exist_ok=True)
+        overrides = spec.trial_overrides(params)
+        (out / "params.yaml").write_text(yaml.safe_dump(overrides, sort_keys=True))
+        (out / "trial.json").write_text(
+            json.dumps(
+                {
+                    "study": self.name,
+                    "trial_id": trial._trial_id,
+                    "number": trial.number,  # noqa: SLF001
+                    "pruner": spec.pruner,
+                    "prune": spec.kind == "hpo",
+                }
+            )
+        )
+        for key, value in {
+            "row": params["row"],
+            "seed": params["seed"],
+            "git_commit": git_commit(),
+            "out_dir": str(out.resolve()),
+            "host": socket.gethostname(),
+        }.items():
+            trial.set_user_attr(key, value)
+        cmd = [
+            sys.executable,
+            "-m",
+            "lit_transformer",
+            "fit",
+            "--ablation",
+            str(spec.ablation.path),
+            "--row",
+            params["row"],
+            "--seed",
+            str(params["seed"]),
+            "--config",
+            str(out / "params.yaml"),
+            "--out",
+            str(out),
+            "--group",
+            self.name,
+            "--job-type",
+            "trial",
+            "--beam",
+            str(spec.beam),
+            "--trial",
+            str(out / "trial.json"),
+            "--wandb",
+            self.wandb,
+        ]
+        if not spec.test:
+            cmd.append("--no-test")
+        env = {**os.environ, STORAGE_ENV: self.url}
+        if self.threads:
+            env["OMP_NUM_THREADS"] = str(self.threads)
+        t0 = time.time()
+        with open(out / "trial.log", "ab") as log:
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent
+            )
+            while proc.poll() is None:
+                self.storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
+                try:
+                    proc.wait(timeout=HEARTBEAT_INTERVAL)
+                except subprocess.TimeoutExpired:
+                    pass
+        self.finish(trial, out, proc.returncode, time.time() - t0)
+
+    def finish(self, trial: optuna.Trial, out: Path, code: int, wall: float) -> None:
+        trial.set_user_attr("trial_wall_s", round(wall, 1))
+        result_path = out / "result.json"
+        if code == 0 and result_path.is_file():
+            result = json.loads(result_path.read_text())
+            for key in (
+                "dev_bleu",
+                "test_bleu",
+                "dev_loss",
+                "params",
+                "steps",
+                "wall_s",
+                "train_wall_s",
+                "data_hash",
+                "tokenizer_hash",
+                "checkpoint",
+                "resumed_from",
+                "bleu_signature",
+                "git_commit",
+                "status",
+            ):
+                if result.get(key) is not None:
+                    trial.set_user_attr(key, result[key])
+            if result.get("status") == "pruned":
+                self.study.tell(trial, state=TrialState.PRUNED)
+            else:
+                trial.set_user_attr("dev_ppl", result["dev_ppl"])
+                self.study.tell(trial, result["dev_ppl"])
+            return
+        failure = out / "failure.json"
+        if failure.is_file():
+            reason = json.loads(failure.read_text())["reason"]
+        else:
+            tail = (out / "trial.log").read_text(errors="replace").strip().splitlines()[-1:]
+            reason = f"exit code {code}: {tail[0] if tail else 'no output'}"
+        trial.set_user_attr("fail_reason", reason[:500])
+        self.study.tell(trial, state=TrialState.FAIL)

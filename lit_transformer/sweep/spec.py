@@ -1,0 +1,155 @@
+"""Study specs (``sweeps/*.yaml``): which ablation, which rows × seeds, or which search.
+
+Two kinds:
+
+* ``grid``: every ``rows`` × ``seeds`` pair of an ablation file is one trial, enqueued once.
+* ``hpo``: a real search over ``search_space`` (dotted config keys) for one ``row``, with an
+  Optuna ``sampler`` and ``pruner`` on dev loss, for ``n_trials`` trials (seeds cycle).
+
+Common keys: ``study`` (default name), ``ablation`` (path, relative to the repository root or
+the spec), ``budget`` (``max_steps`` and/or ``max_minutes`` per trial), ``overrides`` (config
+patch for every trial), ``devices`` per trial, ``beam`` for the final evaluation, ``test``
+(also score the test set), ``max_retry`` for trials whose worker died.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lit_transformer.ablation import Ablation, load_ablation
+from lit_transformer.config import ConfigError, deep_merge, load_yaml
+
+_KEYS = {
+    "study",
+    "kind",
+    "ablation",
+    "rows",
+    "seeds",
+    "row",
+    "budget",
+    "overrides",
+    "devices",
+    "beam",
+    "test",
+    "max_retry",
+    "sampler",
+    "pruner",
+    "n_trials",
+    "search_space",
+    "description",
+}
+_PARAM_TYPES = {"float", "int", "categorical"}
+
+
+@dataclass
+class SweepSpec:
+    path: Path
+    study: str
+    kind: str
+    ablation: Ablation
+    rows: list[str]
+    seeds: list[int]
+    budget: dict[str, Any]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    devices: int = 1
+    beam: int = 4
+    test: bool = False
+    max_retry: int = 2
+    sampler: dict[str, Any] = field(default_factory=dict)
+    pruner: dict[str, Any] = field(default_factory=dict)
+    n_trials: int = 0
+    search_space: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def grid(self) -> list[tuple[str, int]]:
+        return [(row, seed) for row in self.rows for seed in self.seeds]
+
+    def trial_overrides(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Config patch of one trial: the spec's overrides, the budget, sampled values."""
+        patch: dict[str, Any] = deep_merge(self.overrides, {"trainer": dict(self.budget)})
+        patch["trainer"]["devices"] = self.devices
+        for key, value in params.items():
+            if "." not in key:
+                continue  # row / seed are not config values
+            node = patch
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        return patch
+
+
+def _resolve(path_text: str, spec_path: Path) -> Path:
+    path = Path(path_text)
+    if path.is_absolute() or path.exists():
+        return path
+    beside = spec_path.parent / path
+    if beside.exists():
+        return beside
+    repo = spec_path.resolve().parent.parent / path
+    return repo if repo.exists() else path
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    path = Path(path)
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a sweep spec must be a mapping")
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}")
+    kind = raw.get("kind", "grid")
+    if kind not in ("grid", "hpo"):
+        raise ConfigError(f"{path}: kind must be 'grid' or 'hpo', got {kind!r}")
+    if "ablation" not in raw:
+        raise ConfigError(f"{path}: needs 'ablation' (an ablations/*.yaml file)")
+    ablation = load_ablation(_resolve(str(raw["ablation"]), path))
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise ConfigError(f"{path}: seeds must be a non-empty list of integers")
+    if kind == "grid":
+        rows = raw.get("rows", "all")
+        rows = ablation.row_ids if rows == "all" else rows
+        if not isinstance(rows, list) or not rows:
+            raise ConfigError(f"{path}: rows must be 'all' or a list of row ids")
+    else:
+        rows = [raw.get("row", "base")]
+    for row in rows:
+        ablation.row(str(row))  # unknown row -> one clear line
+    budget = raw.get("budget") or {}  # absent: each row's own trainer.max_steps
+    if not isinstance(budget, dict) or set(budget) - {"max_steps", "max_minutes"}:
+        raise ConfigError(f"{path}: budget takes max_steps and/or max_minutes per trial")
+    spec = SweepSpec(
+        path=path,
+        study=str(raw.get("study", path.stem)),
+        kind=kind,
+        ablation=ablation,
+        rows=[str(r) for r in rows],
+        seeds=seeds,
+        budget=budget,
+        overrides=raw.get("overrides") or {},
+        devices=int(raw.get("devices", 1)),
+        beam=int(raw.get("beam", 4)),
+        test=bool(raw.get("test", False)),
+        max_retry=int(raw.get("max_retry", 2)),
+        sampler=raw.get("sampler") or {"name": "tpe"},
+        pruner=raw.get("pruner") or {"name": "none"},
+        n_trials=int(raw.get("n_trials", 0)),
+        search_space=raw.get("search_space") or {},
+    )
+    if kind == "hpo":
+        if spec.n_trials <= 0:
+            raise ConfigError(f"{path}: an hpo spec needs n_trials > 0")
+        if not spec.search_space:
+            raise ConfigError(f"{path}: an hpo spec needs a search_space")
+        for key, dist in spec.search_space.items():
+            if not isinstance(dist, dict) or dist.get("type") not in _PARAM_TYPES:
+                raise ConfigError(
+                    f"{path}: search_space.{key} needs type float, int or categorical"
+                )
+    # Every trial's configuration must be valid before anything runs.
+    for row in spec.rows:
+        ablation.row_config(row, spec.trial_overrides({}))
+    return spec

@@ -1,0 +1,190 @@
+"""The Transformer as a LightningModule: the paper's training recipe (§5) and evaluation.
+
+Training: label-smoothed cross-entropy, Adam(0.9, 0.98, 1e-9), the warm-up/inverse-sqrt
+schedule stepped per optimizer step. Validation: per-wordpiece perplexity (unsmoothed NLL) and
+corpus BLEU (sacreBLEU) over hypotheses gathered from every rank. Test: beam search (beam 4,
+α = 0.6) and sacreBLEU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from lightning.pytorch.utilities import rank_zero_info
+
+from lit_transformer.config import RunConfig
+from lit_transformer.decoding.beam import beam_search
+from lit_transformer.evaluation import corpus_bleu
+from lit_transformer.model.transformer import Transformer, count_parameters
+from lit_transformer.training.loss import label_smoothed_loss, token_nll
+from lit_transformer.training.schedule import noam_scheduler
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class LitTransformer(L.LightningModule):
+    def __init__(self, config: dict[str, Any], pad_id: int = 0, bos_id: int = 2, eos_id: int = 3):
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = RunConfig.from_dict(config)
+        self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
+        self.model = Transformer(self.cfg.model, pad_id=pad_id)
+        self.tokenizer = None  # set by the CLI / datamodule for BLEU; also restored from ckpt
+        self.tokenizer_proto: bytes | None = None
+        self.test_beam = 4
+        self.test_alpha = 0.6
+        self._val: dict[str, list] = {}
+        self._tokens_since_log = 0
+        self._t_last_log: float | None = None
+        self.last_eval: dict[str, Any] = {}
+
+    @property
+    def num_parameters(self) -> int:
+        return count_parameters(self.model)
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        return self.model(src, tgt_in)
+
+    # -- training ----------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        logits = self.model(batch["src"], batch["tgt_in"])
+        loss = label_smoothed_loss(
+            logits, batch["tgt_out"], self.cfg.model.label_smoothing, self.pad_id
+        )
+        if self.cfg.trainer.inject_nan_at_step is not None:
+            if self.global_step >= self.cfg.trainer.inject_nan_at_step:
+                loss = loss * float("nan")
+        n_src, n_tgt = int(batch["n_src_tokens"]), int(batch["n_tgt_tokens"])
+        padded = batch["src"].numel() + batch["tgt_out"].numel()
+        self._tokens_since_log += n_tgt
+        bs = batch["src"].size(0)
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        self.log("train/padding_fraction", 1.0 - (n_src + n_tgt) / padded, batch_size=bs)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = self.global_step
+        every = max(1, self.trainer.log_every_n_steps)
+        now = time.perf_counter()
+        if self._t_last_log is None:
+            self._t_last_log, self._tokens_since_log = now, 0
+            return
+        if step % every == 0 and now > self._t_last_log:
+            rate = self._tokens_since_log / (now - self._t_last_log)
+            self.log("train/tgt_tokens_per_s", rate * self.trainer.world_size, prog_bar=True)
+            self._t_last_log, self._tokens_since_log = now, 0
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if step % every == 0 and loss is not None and not torch.isfinite(loss.detach()):
+            raise DivergenceError(f"training loss became {loss.item()} at step {step}")
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            self.log("train/lr", scheduler.get_last_lr()[0])
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        o = self.cfg.optim
+        optimizer = torch.optim.Adam(
+            self.model.parameters(),
+            lr=1.0,
+            betas=tuple(o.betas),
+            eps=o.eps,
+            weight_decay=o.weight_decay,
+        )
+        scheduler = noam_scheduler(optimizer, self.cfg.model.d_model, o.warmup_steps, o.lr_scale)
+        # Step per optimizer step (not per batch or epoch): right under gradient accumulation.
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }
+
+    # -- evaluation --------------------------------------------------------------------------
+    def _eval_step(self, batch: dict[str, Any], beam: int, alpha: float, bleu: bool) -> None:
+        logits = self.model(batch["src"], batch["tgt_in"])
+        nll = token_nll(logits, batch["tgt_out"], self.pad_id)
+        real = batch["tgt_out"] != self.pad_id
+        self._val["index"].append(batch["index"].cpu())
+        self._val["nll"].append(nll.sum(1).double().cpu())
+        self._val["ntok"].append(real.sum(1).cpu())
+        if bleu and self.tokenizer is not None:
+            hyps = beam_search(
+                self.model, batch["src"], self.bos_id, self.eos_id, beam=beam, alpha=alpha
+            )
+            self._val["hyps"].extend(h.tokens for h in hyps)
+
+    def _eval_start(self) -> None:
+        self._val = {"index": [], "nll": [], "ntok": [], "hyps": []}
+
+    def _eval_end(self, prefix: str, refs: list[str] | None) -> dict[str, float]:
+        index = torch.cat(self._val["index"]).tolist() if self._val["index"] else []
+        nll = torch.cat(self._val["nll"]).tolist() if self._val["nll"] else []
+        ntok = torch.cat(self._val["ntok"]).tolist() if self._val["ntok"] else []
+        hyps = self._val["hyps"]
+        local = list(zip(index, nll, ntok, hyps if hyps else [None] * len(index), strict=True))
+        # Every rank evaluated a shard (padded with duplicate batches): gather, dedupe by index.
+        if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
+            gathered: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, local)
+            local = [item for part in gathered for item in part]
+        by_index = {i: (n, t, h) for i, n, t, h in local}
+        total_nll = sum(v[0] for v in by_index.values())
+        total_tok = sum(v[1] for v in by_index.values())
+        metrics: dict[str, float] = {}
+        if total_tok:
+            metrics[f"{prefix}/loss"] = total_nll / total_tok
+            metrics[f"{prefix}/ppl"] = math.exp(min(total_nll / total_tok, 50.0))
+        if hyps and refs is not None and self.tokenizer is not None:
+            order = sorted(by_index)
+            detok = self.tokenizer.decode([by_index[i][2] for i in order])
+            score = corpus_bleu(detok, [refs[i] for i in order])
+            metrics[f"{prefix}/bleu"] = score.score
+            self.last_eval[f"{prefix}_signature"] = score.signature
+            self.last_eval[f"{prefix}_hypotheses"] = dict(zip(order, detok, strict=True))
+        metrics[f"{prefix}/sentences"] = float(len(by_index))
+        for key, value in metrics.items():
+            self.log(key, value, sync_dist=False, rank_zero_only=False)
+        self.last_eval.update(metrics)
+        self._val = {}
+        return metrics
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_start()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        tr = self.cfg.trainer
+        self._eval_step(batch, tr.val_beam, self.test_alpha, bleu=tr.val_bleu)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self._val = {}
+            return
+        dm = self.trainer.datamodule
+        metrics = self._eval_end("val", getattr(dm, "dev_refs", None))
+        if "val/ppl" in metrics:
+            msg = f"step {self.global_step}: dev ppl {metrics['val/ppl']:.2f}"
+            if "val/bleu" in metrics:
+                msg += f", dev BLEU {metrics['val/bleu']:.2f}"
+            rank_zero_info(msg)
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_start()
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, self.test_beam, self.test_alpha, bleu=True)
+
+    def on_test_epoch_end(self) -> None:
+        dm = self.trainer.datamodule
+        self._eval_end("test", getattr(dm, "test_refs", None))
+
+    # -- checkpoints carry the tokenizer, so `translate --ckpt` needs nothing else -------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.tokenizer_proto is not None:
+            checkpoint["tokenizer_proto"] = self.tokenizer_proto
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.tokenizer_proto = checkpoint.get("tokenizer_proto")

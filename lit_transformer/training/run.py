@@ -1,0 +1,259 @@
+"""One training run end to end: data, model, Trainer, final evaluation, ``result.json``.
+
+This is the contract a sweep trial uses: given a frozen configuration, a seed and an output
+directory, train, evaluate (dev perplexity and BLEU with beam search, test BLEU) and write
+``DIR/result.json``. Under DDP every rank runs this function; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from lit_transformer.config import RunConfig
+from lit_transformer.data.datamodule import TranslationDataModule
+from lit_transformer.training.average import average_checkpoints, find_checkpoints, save_atomic
+from lit_transformer.training.loggers import build_loggers
+from lit_transformer.training.module import LitTransformer
+
+
+@dataclass
+class RunSpec:
+    config: RunConfig
+    out_dir: Path
+    seed: int = 0
+    row: str | None = None
+    ablation: str | None = None
+    group: str | None = None
+    test: bool = True
+    final_beam: int = 4
+    final_alpha: float = 0.6
+    resume: bool = True  # continue from DIR/checkpoints/last.ckpt when it exists
+    callbacks: tuple = ()  # extra Lightning callbacks (e.g. a sweep's pruning reporter)
+    job_type: str = "train"
+
+
+def git_commit() -> str:
+    """The checkout's commit, with ``+dirty`` when it has uncommitted changes."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=5)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return "unknown"
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def write_json_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def param_checksum(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, p in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def gather_param_checksums(module: torch.nn.Module) -> list[str]:
+    """Each rank's parameter hash; under DDP all ranks must hold identical weights."""
+    local = param_checksum(module)
+    if dist.is_available() and dist.is_initialized():
+        out: list = [None] * dist.get_world_size()
+        dist.all_gather_object(out, local)
+        return out
+    return [local]
+
+
+def build_datamodule(cfg: RunConfig, seed: int) -> TranslationDataModule:
+    d = cfg.data
+    return TranslationDataModule(
+        corpus=d.corpus,
+        data_root=d.data_root,
+        src_lang=d.src_lang,
+        tgt_lang=d.tgt_lang,
+        vocab_size=d.vocab_size,
+        max_tokens=d.max_tokens,
+        seed=seed,
+        cache_dir=d.cache_dir,
+        num_workers=d.num_workers,
+        max_len=d.max_len,
+        max_eval_sentences=d.max_eval_sentences,
+    )
+
+
+def build_module(cfg: RunConfig, dm: TranslationDataModule) -> LitTransformer:
+    cfg.model.vocab_size = dm.tokenizer.vocab_size
+    tok = dm.tokenizer
+    module = LitTransformer(cfg.to_dict(), pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id)
+    module.tokenizer = tok
+    module.tokenizer_proto = Path(tok.model_path).read_bytes()
+    return module
+
+
+def build_trainer(spec: RunSpec, loggers: list | bool, callbacks: list) -> L.Trainer:
+    tr = spec.config.trainer
+    val_every = tr.val_check_interval
+    kwargs: dict[str, Any] = {}
+    if isinstance(val_every, int) and val_every > 1:
+        # Step-based validation across epoch boundaries.
+        kwargs.update(val_check_interval=val_every, check_val_every_n_epoch=None)
+    elif val_every is not None:
+        kwargs.update(
+            val_check_interval=val_every, check_val_every_n_epoch=tr.check_val_every_n_epoch
+        )
+    else:
+        kwargs.update(check_val_every_n_epoch=tr.check_val_every_n_epoch)
+    accelerator = tr.accelerator
+    strategy = tr.strategy
+    if tr.devices > 1 and strategy == "auto":
+        strategy = "ddp"
+    return L.Trainer(
+        accelerator=accelerator,
+        devices=tr.devices,
+        strategy=strategy,
+        precision=tr.precision,
+        max_steps=tr.max_steps,
+        max_epochs=tr.max_epochs if tr.max_epochs is not None else -1,
+        max_time={"minutes": tr.max_minutes} if tr.max_minutes else None,
+        accumulate_grad_batches=tr.accumulate_grad_batches,
+        gradient_clip_val=spec.config.optim.clip_grad_norm,
+        log_every_n_steps=tr.log_every_n_steps,
+        logger=loggers,
+        callbacks=callbacks,
+        use_distributed_sampler=False,  # the token-budget sampler shards by rank itself
+        num_sanity_val_steps=0,
+        enable_progress_bar=sys.stderr.isatty(),
+        enable_model_summary=False,
+        deterministic=tr.deterministic,
+        default_root_dir=str(spec.out_dir),
+        **kwargs,
+    )
+
+
+def run_fit(spec: RunSpec) -> dict[str, Any]:
+    t0 = time.time()
+    cfg = spec.config
+    out = spec.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(spec.seed, workers=True, verbose=False)
+    torch.set_float32_matmul_precision("high")
+
+    dm = build_datamodule(cfg, spec.seed)
+    dm.prepare_data()
+    dm.setup("fit")
+    module = build_module(cfg, dm)
+    module.test_beam, module.test_alpha = spec.final_beam, spec.final_alpha
+
+    tr = cfg.trainer
+    ckpt_dir = out / "checkpoints"
+    every = tr.checkpoint_every_n_steps or (
+        tr.val_check_interval if isinstance(tr.val_check_interval, int) else None
+    )
+    callbacks: list = [ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)]
+    callbacks += list(spec.callbacks)
+    if every:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                filename="step{step:07d}",
+                auto_insert_metric_name=False,
+                every_n_train_steps=every,
+                save_top_k=max(tr.keep_checkpoints, tr.average_last, 1),
+                monitor="step",
+                mode="max",
+            )
+        )
+    run_name = f"{spec.row}/seed{spec.seed}" if spec.row else f"seed{spec.seed}"
+    meta = {
+        "row": spec.row,
+        "ablation": spec.ablation,
+        "seed": spec.seed,
+        "git_commit": git_commit(),
+        "data_hash": dm.data_hash,
+        "tokenizer_hash": dm.tokenizer.sha256,
+    }
+    loggers = build_loggers(
+        out,
+        tr.wandb,
+        tr.wandb_project,
+        run_name,
+        spec.group,
+        {**cfg.to_dict(), **meta},
+        job_type=spec.job_type,
+    )
+    trainer = build_trainer(spec, loggers, callbacks)
+    last = ckpt_dir / "last.ckpt"
+    resumed_from = str(last) if spec.resume and last.is_file() else None
+    trainer.fit(module, datamodule=dm, ckpt_path=resumed_from)
+    train_wall = time.time() - t0
+    rank_checksums = gather_param_checksums(module)
+
+    # Final evaluation with the paper's decoder (beam 4, α 0.6) on the final weights.
+    module.cfg.trainer.val_beam = spec.final_beam
+    module.cfg.trainer.val_bleu = True
+    trainer.validate(module, datamodule=dm, verbose=False)
+    result: dict[str, Any] = {
+        **meta,
+        "dev_ppl": module.last_eval.get("val/ppl"),
+        "dev_loss": module.last_eval.get("val/loss"),
+        "dev_bleu": module.last_eval.get("val/bleu"),
+        "bleu_signature": module.last_eval.get("val_signature"),
+        "params": module.num_parameters,
+        "rank_param_checksums": rank_checksums,
+        "steps": trainer.global_step,
+        "epochs": trainer.current_epoch,
+        "resumed_from": resumed_from,
+        "status": "pruned" if getattr(trainer, "pruned", False) else "complete",
+        "train_wall_s": round(train_wall, 1),
+        "config": cfg.to_dict(),
+        "beam": spec.final_beam,
+        "alpha": spec.final_alpha,
+    }
+    has_test = spec.test and getattr(dm, "test_refs", None)
+    if has_test:
+        trainer.test(module, datamodule=dm, verbose=False)
+        result["test_bleu"] = module.last_eval.get("test/bleu")
+        result["test_ppl"] = module.last_eval.get("test/ppl")
+    final_ckpt = out / "model.ckpt"
+    trainer.save_checkpoint(final_ckpt)
+    result["checkpoint"] = str(final_ckpt.resolve())
+
+    if tr.average_last:
+        paths = find_checkpoints(ckpt_dir)[-tr.average_last :]
+        if len(paths) >= 2:
+            averaged = average_checkpoints(paths)
+            avg_path = out / "averaged.ckpt"
+            if trainer.is_global_zero:
+                save_atomic(averaged, avg_path)
+            module.load_state_dict(averaged["state_dict"])
+            if has_test:
+                trainer.test(module, datamodule=dm, verbose=False)
+                result["test_bleu_averaged"] = module.last_eval.get("test/bleu")
+            result["averaged_checkpoints"] = len(paths)
+            result["averaged_checkpoint"] = str(avg_path.resolve())
+    result["wall_s"] = round(time.time() - t0, 1)
+    if trainer.is_global_zero:
+        write_json_atomic(result, out / "result.json")
+    return result

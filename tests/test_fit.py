@@ -1,0 +1,187 @@
+"""End to end: the trial contract (`fit … --out DIR` → result.json), DDP, W&B offline,
+checkpoint averaging, evaluation and translation from a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lit_transformer.cli.main import main
+from lit_transformer.training.loggers import resolve_wandb_mode
+
+RESULT_KEYS = {"dev_ppl", "dev_bleu", "params", "steps", "wall_s", "seed", "row", "checkpoint"}
+
+
+def fit_args(ablation: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "fit",
+        "--ablation",
+        str(ablation),
+        "--row",
+        "base",
+        "--seed",
+        "3",
+        "--data-root",
+        str(data),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_ablation, small_data_root, session_cache):
+    out = tmp_path_factory.mktemp("fit") / "run"
+    os.environ["LIT_TRANSFORMER_CACHE"] = str(session_cache)
+    code = main(
+        fit_args(
+            tiny_ablation,
+            small_data_root,
+            out,
+            "--max-steps",
+            "20",
+            "--wandb",
+            "offline",
+            "--trainer.average_last",
+            "3",
+        )
+    )
+    assert code == 0
+    return out
+
+
+def test_fit_writes_the_trial_contract(trained):
+    result = json.loads((trained / "result.json").read_text())
+    assert RESULT_KEYS <= set(result)
+    assert result["row"] == "base" and result["seed"] == 3 and result["steps"] == 20
+    assert result["dev_ppl"] > 1 and 0 <= result["dev_bleu"] <= 100
+    assert result["test_bleu"] is not None
+    assert result["bleu_signature"].startswith("nrefs:1|case:mixed")
+    assert Path(result["checkpoint"]).is_file()
+    assert len(result["git_commit"]) >= 7 and len(result["data_hash"]) == 64
+    assert len(result["tokenizer_hash"]) == 64
+    # Periodic checkpoints for averaging (every 5 steps, the last 3 kept) and their average.
+    ckpts = sorted(p.name for p in (trained / "checkpoints").glob("step*.ckpt"))
+    assert ckpts == ["step0000010.ckpt", "step0000015.ckpt", "step0000020.ckpt"]
+    assert result["averaged_checkpoints"] == 3
+    assert Path(result["averaged_checkpoint"]).is_file()
+
+
+def test_metrics_logged_to_csv_and_wandb_offline(trained):
+    import pandas as pd
+
+    metrics = pd.read_csv(trained / "csv" / "metrics.csv")
+    for col in (
+        "train/loss",
+        "train/lr",
+        "train/tgt_tokens_per_s",
+        "train/padding_fraction",
+        "val/loss",
+        "val/ppl",
+        "val/bleu",
+    ):
+        assert col in metrics.columns and metrics[col].notna().any(), col
+    # The LR logged at each step follows the schedule (stepped per optimizer step).
+    from lit_transformer.training.schedule import noam_lr
+
+    lr = metrics.dropna(subset=["train/lr"]).iloc[0]
+    assert lr["train/lr"] == pytest.approx(noam_lr(int(lr["step"]) + 1, 32, 20, 2.0), rel=1e-5)
+    runs = list((trained / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1 and runs[0].stat().st_size > 0
+
+
+def test_wandb_without_key_falls_back_to_offline_once(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.warns(UserWarning, match="no API key") as record:
+        assert resolve_wandb_mode("online") == "offline"
+    assert len(record) == 1
+    assert resolve_wandb_mode("disabled") == "disabled"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert resolve_wandb_mode("online") == "disabled"
+
+
+def test_translate_from_checkpoint(trained, tmp_path, capsys):
+    src = tmp_path / "in.en"
+    src.write_text("A man is riding a bike.\n\nTwo dogs play in the snow.\n")
+    assert main(["translate", "--ckpt", str(trained / "model.ckpt"), "--input", str(src)]) == 0
+    lines = capsys.readouterr().out.split("\n")
+    assert len(lines) == 4 and lines[1] == ""  # 3 lines in, 3 out (the empty one stays empty)
+
+
+def test_average_command(trained, tmp_path, capsys):
+    out = tmp_path / "avg.ckpt"
+    assert main(["average", str(trained / "checkpoints"), "--last", "2", "--out", str(out)]) == 0
+    avg = torch.load(out, map_location="cpu", weights_only=False)
+    a = torch.load(trained / "checkpoints" / "step0000015.ckpt", weights_only=False)
+    b = torch.load(trained / "checkpoints" / "step0000020.ckpt", weights_only=False)
+    key = "model.encoder.0.feed_forward.w_1.weight"
+    torch.testing.assert_close(
+        avg["state_dict"][key], (a["state_dict"][key] + b["state_dict"][key]) / 2
+    )
+
+
+def test_test_command_scores_a_checkpoint(trained, small_data_root, capsys):
+    code = main(
+        [
+            "test",
+            "--ckpt",
+            str(trained / "model.ckpt"),
+            "--data-root",
+            str(small_data_root),
+            "--beam",
+            "2",
+        ]
+    )
+    assert code == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["sentences"] == 40 and metrics["bleu"] is not None and metrics["ppl"] > 1
+
+
+def test_ddp_two_cpu_processes_train_identical_weights(
+    tmp_path, tiny_ablation, small_data_root, session_cache
+):
+    """A real 2-process gloo DDP run (Lightning relaunches the script per rank)."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "LIT_TRANSFORMER_CACHE": str(session_cache), "WANDB_MODE": "disabled"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lit_transformer",
+            *fit_args(
+                tiny_ablation,
+                small_data_root,
+                out,
+                "--max-steps",
+                "8",
+                "--devices",
+                "2",
+                "--trainer.accelerator",
+                "cpu",
+                "--no-test",
+                "--beam",
+                "1",
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "result.json").read_text())
+    checks = result["rank_param_checksums"]
+    assert len(checks) == 2 and checks[0] == checks[1]
+    assert result["steps"] == 8
+    assert result["dev_bleu"] is not None
+    assert "dev ppl" in proc.stdout  # printed once, by rank 0
+    assert proc.stdout.count("dev ppl") == 1

@@ -1,0 +1,274 @@
+"""Sweeps: Optuna studies of ablation rows × seeds, one process per trial, on SQLite and
+PostgreSQL, with resume after a killed worker, divergence handling and pruning."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from lit_transformer.cli.main import main
+from lit_transformer.sweep.storage import redact
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "sweeps" / "table3-smoke.yaml"
+
+
+def sweep(*args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lit_transformer", "sweep", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, "WANDB_MODE": "disabled", **(env or {})},
+    )
+
+
+def load(url: str, name: str) -> optuna.Study:
+    return optuna.load_study(
+        study_name=name, storage=url.replace("postgresql://", "postgresql+psycopg://")
+    )
+
+
+def grid_counts(study: optuna.Study) -> Counter:
+    return Counter(
+        (t.params["row"], t.params["seed"]) for t in study.trials if t.state == TrialState.COMPLETE
+    )
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, data_root) -> dict:
+    cache = tmp_path_factory.mktemp("sweep-cache")
+    return {"LIT_TRANSFORMER_CACHE": str(cache), "LIT_TRANSFORMER_DATA": str(data_root)}
+
+
+@pytest.fixture(scope="module")
+def tiny_spec_dir(tmp_path_factory, tiny_ablation) -> Path:
+    """An ablation with a diverging row, and specs over it (small data, tiny model)."""
+    d = tmp_path_factory.mktemp("specs")
+    text = tiny_ablation.read_text() + (
+        "  - id: D-diverge\n    group: D\n    changes: loss forced to NaN at step 3\n"
+        "    trainer: {inject_nan_at_step: 3}\n"
+    )
+    (d / "tiny.yaml").write_text(text)
+    return d
+
+
+def write_spec(d: Path, name: str, body: str) -> Path:
+    path = d / f"{name}.yaml"
+    path.write_text(f"study: {name}\nablation: {d / 'tiny.yaml'}\n" + body)
+    return path
+
+
+def assert_smoke_complete(url: str, name: str) -> None:
+    study = load(url, name)
+    counts = grid_counts(study)
+    rows = [
+        r["id"]
+        for r in __import__("yaml").safe_load((REPO / "ablations/table3-cpu.yaml").read_text())[
+            "rows"
+        ]
+    ]
+    assert set(counts) == {(r, 1) for r in rows}
+    assert all(n == 1 for n in counts.values())  # no duplicates
+    assert len(study.trials) == len(rows)
+    for t in study.trials:
+        assert {"row", "seed", "git_commit", "data_hash", "tokenizer_hash", "dev_bleu"} <= set(
+            t.user_attrs
+        )
+        assert t.value == pytest.approx(t.user_attrs["dev_ppl"])
+
+
+def test_smoke_sweep_two_workers_sqlite(tmp_path, env):
+    proc = sweep(str(SMOKE), "--workers", "2", "--run-dir", str(tmp_path), env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    url = f"sqlite:///{tmp_path / 'table3-smoke.db'}"
+    assert_smoke_complete(url, "table3-smoke")
+    assert "20 COMPLETE" in proc.stdout
+    # Re-running the same command continues the study and repeats nothing.
+    again = sweep(str(SMOKE), "--run-dir", str(tmp_path), env=env)
+    assert again.returncode == 0
+    assert len(load(url, "table3-smoke").trials) == 20
+    status = sweep(str(SMOKE), "--run-dir", str(tmp_path), "--status", env=env)
+    assert "E-learned-pos" in status.stdout and "COMPLETE" in status.stdout
+
+
+@pytest.fixture(scope="module")
+def postgres_url(tmp_path_factory) -> str:
+    if not (shutil.which("pg_ctl") or list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))):
+        if os.environ.get("LIT_TRANSFORMER_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required here but not installed")
+        pytest.skip("PostgreSQL not installed (apt-get install postgresql)")
+    # Directly under /tmp: the postgres user cannot traverse pytest's private temp dirs.
+    d = Path(tempfile.mkdtemp(prefix="lit-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(d, "postgres", "postgres")
+    port = 55432
+    assert main(["postgres", "start", "--dir", str(d / "srv"), "--port", str(port)]) == 0
+    yield f"postgresql://postgres@127.0.0.1:{port}/optuna"
+    main(["postgres", "stop", "--dir", str(d / "srv")])
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_smoke_sweep_two_workers_postgres(tmp_path, env, postgres_url):
+    proc = sweep(
+        str(SMOKE),
+        "--workers",
+        "2",
+        "--run-dir",
+        str(tmp_path),
+        "--storage",
+        postgres_url,
+        "--study-name",
+        "smoke-pg",
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_smoke_complete(postgres_url, "smoke-pg")
+
+
+def test_bad_specs_and_storage_are_one_line(tmp_path, tiny_spec_dir, env):
+    bad = write_spec(tmp_path, "bad", "kind: grid\nrows: all\nbogus: 1\n")
+    shutil.copy(tiny_spec_dir / "tiny.yaml", tmp_path / "tiny.yaml")
+    unknown = write_spec(tmp_path, "unknown", "rows: [base, Z-nope]\nbudget: {max_steps: 2}\n")
+    good = write_spec(tmp_path, "good", "rows: [base]\nbudget: {max_steps: 2}\n")
+    cases = [
+        ((str(bad),), "unknown key(s) ['bogus']"),
+        ((str(unknown),), "unknown row 'Z-nope'"),
+        (
+            (str(good), "--storage", "postgresql://ann:s3cret@127.0.0.1:1/optuna"),
+            "cannot open storage",
+        ),
+    ]
+    for args, message in cases:
+        proc = sweep(*args, "--run-dir", str(tmp_path), env=env, timeout=120)
+        assert proc.returncode != 0
+        err = proc.stderr.strip()
+        assert err.startswith("error: ") and message in err, err
+        assert len(err.splitlines()) == 1 and "s3cret" not in err + proc.stdout
+    assert redact("postgresql://ann:s3cret@h/db") == "postgresql://ann:***@h/db"
+
+
+def test_divergence_fails_with_reason_and_the_sweep_goes_on(
+    tmp_path, tiny_spec_dir, env, small_data_root
+):
+    spec = write_spec(
+        tiny_spec_dir,
+        "diverge",
+        "rows: [base, D-diverge]\nseeds: [1]\nbudget: {max_steps: 10}\nbeam: 1\n",
+    )
+    proc = sweep(
+        str(spec),
+        "--run-dir",
+        str(tmp_path),
+        env={**env, "LIT_TRANSFORMER_DATA": str(small_data_root)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study = load(f"sqlite:///{tmp_path / 'diverge.db'}", "diverge")
+    states = {t.params["row"]: t for t in study.trials}
+    assert states["base"].state == TrialState.COMPLETE
+    assert states["D-diverge"].state == TrialState.FAIL
+    assert "diverged" in states["D-diverge"].user_attrs["fail_reason"]
+    assert "nan" in states["D-diverge"].user_attrs["fail_reason"].lower()
+
+
+def test_killed_worker_is_resumed_from_checkpoint(tmp_path, tiny_spec_dir, env, small_data_root):
+    spec = write_spec(
+        tiny_spec_dir,
+        "kill",
+        "rows: [base, A-h1]\nseeds: [1]\nbudget: {max_steps: 400}\nbeam: 1\n"
+        "overrides:\n  trainer: {checkpoint_every_n_steps: 5, val_check_interval: 200}\n",
+    )
+    run_env = {
+        **os.environ,
+        **env,
+        "LIT_TRANSFORMER_DATA": str(small_data_root),
+        "WANDB_MODE": "disabled",
+    }
+    cmd = [sys.executable, "-m", "lit_transformer", "sweep", str(spec), "--run-dir", str(tmp_path)]
+    worker = subprocess.Popen(
+        cmd, cwd=REPO, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    first = tmp_path / "kill" / "base" / "seed1" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline:
+        time.sleep(0.5)
+    assert first.exists(), "the first trial never wrote a checkpoint"
+    time.sleep(1.0)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    # Re-run the same command: the dead trial goes stale, is retried and resumes.
+    proc = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study = load(f"sqlite:///{tmp_path / 'kill.db'}", "kill")
+    counts = grid_counts(study)
+    assert counts == Counter({("base", 1): 1, ("A-h1", 1): 1})
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1 and failed[0].params["row"] == "base"  # the killed one
+    retried = next(
+        t for t in study.trials if t.state == TrialState.COMPLETE and t.params["row"] == "base"
+    )
+    assert retried.system_attrs["failed_trial"] == failed[0].number
+    assert retried.user_attrs["resumed_from"].endswith("last.ckpt")
+    result = json.loads((tmp_path / "kill" / "base" / "seed1" / "result.json").read_text())
+    assert result["steps"] == 400 and result["resumed_from"]
+
+
+def test_hpo_prunes(tmp_path, tiny_spec_dir, env, small_data_root):
+    spec = write_spec(
+        tiny_spec_dir,
+        "hpo",
+        "kind: hpo\nrow: base\nseeds: [1]\nn_trials: 5\nbudget: {max_steps: 30}\nbeam: 1\n"
+        "overrides:\n  trainer: {val_check_interval: 5}\n"
+        "sampler: {name: random, seed: 3}\n"
+        "pruner: {name: median, n_startup_trials: 2, n_warmup_steps: 0}\n"
+        "search_space:\n"
+        "  optim.lr_scale: {type: categorical, choices: [0.001, 3.0]}\n"
+        "  model.dropout: {type: float, low: 0.0, high: 0.2}\n",
+    )
+    proc = sweep(
+        str(spec),
+        "--run-dir",
+        str(tmp_path),
+        env={**env, "LIT_TRANSFORMER_DATA": str(small_data_root)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study = load(f"sqlite:///{tmp_path / 'hpo.db'}", "hpo")
+    states = Counter(t.state for t in study.trials)
+    assert len(study.trials) == 5
+    assert states[TrialState.PRUNED] >= 1 and states[TrialState.COMPLETE] >= 2
+    for t in study.trials:
+        assert t.intermediate_values  # reported by the trial's rank 0 through the storage
+
+
+def test_trial_with_two_ddp_devices(tmp_path, tiny_spec_dir, env, small_data_root):
+    spec = write_spec(
+        tiny_spec_dir,
+        "ddp",
+        "rows: [base]\nseeds: [1]\nbudget: {max_steps: 6}\ndevices: 2\nbeam: 1\n"
+        "overrides:\n  trainer: {accelerator: cpu}\n",
+    )
+    proc = sweep(
+        str(spec),
+        "--run-dir",
+        str(tmp_path),
+        env={**env, "LIT_TRANSFORMER_DATA": str(small_data_root)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study = load(f"sqlite:///{tmp_path / 'ddp.db'}", "ddp")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+    result = json.loads((tmp_path / "ddp" / "base" / "seed1" / "result.json").read_text())
+    checks = result["rank_param_checksums"]
+    assert len(checks) == 2 and checks[0] == checks[1]

@@ -201,12 +201,17 @@ def test_killed_worker_is_resumed_from_checkpoint(tmp_path, tiny_spec_dir, env, 
     worker = subprocess.Popen(
         cmd, cwd=REPO, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    first = tmp_path / "kill" / "base" / "seed1" / "checkpoints" / "last.ckpt"
+
+    def running_with_checkpoint() -> str | None:
+        for ckpt in (tmp_path / "kill").glob("*/seed1/checkpoints/last.ckpt"):
+            if not (ckpt.parents[1] / "result.json").exists():
+                return ckpt.parents[2].name
+        return None
+
     deadline = time.time() + 300
-    while not first.exists() and time.time() < deadline:
-        time.sleep(0.5)
-    assert first.exists(), "the first trial never wrote a checkpoint"
-    time.sleep(1.0)
+    while (killed := running_with_checkpoint()) is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert killed, "no trial wrote a checkpoint"
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     # Re-run the same command: the dead trial goes stale, is retried and resumes.
@@ -216,13 +221,13 @@ def test_killed_worker_is_resumed_from_checkpoint(tmp_path, tiny_spec_dir, env, 
     counts = grid_counts(study)
     assert counts == Counter({("base", 1): 1, ("A-h1", 1): 1})
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert len(failed) == 1 and failed[0].params["row"] == "base"  # the killed one
+    assert len(failed) == 1 and failed[0].params["row"] == killed  # the killed one
     retried = next(
-        t for t in study.trials if t.state == TrialState.COMPLETE and t.params["row"] == "base"
+        t for t in study.trials if t.state == TrialState.COMPLETE and t.params["row"] == killed
     )
     assert retried.system_attrs["failed_trial"] == failed[0].number
     assert retried.user_attrs["resumed_from"].endswith("last.ckpt")
-    result = json.loads((tmp_path / "kill" / "base" / "seed1" / "result.json").read_text())
+    result = json.loads((tmp_path / "kill" / killed / "seed1" / "result.json").read_text())
     assert result["steps"] == 400 and result["resumed_from"]
 
 

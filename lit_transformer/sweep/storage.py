@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import hashlib
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,9 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from lit_transformer.config import ConfigError
+
+# Heartbeats and their retry callback are stable in practice but flagged experimental.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 HEARTBEAT_INTERVAL = 5
 GRACE_PERIOD = 20

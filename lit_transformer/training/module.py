@@ -66,6 +66,8 @@ class LitTransformer(L.LightningModule):
         self._tokens_since_log += n_tgt
         bs = batch["src"].size(0)
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        # The rate this batch's optimizer step uses (logged before the scheduler advances).
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=bs)
         self.log("train/padding_fraction", 1.0 - (n_src + n_tgt) / padded, batch_size=bs)
         return loss
 
@@ -83,9 +85,6 @@ class LitTransformer(L.LightningModule):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if step % every == 0 and loss is not None and not torch.isfinite(loss.detach()):
             raise DivergenceError(f"training loss became {loss.item()} at step {step}")
-        scheduler = self.lr_schedulers()
-        if scheduler is not None:
-            self.log("train/lr", scheduler.get_last_lr()[0])
 
     def configure_optimizers(self) -> dict[str, Any]:
         o = self.cfg.optim

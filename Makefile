@@ -25,7 +25,7 @@ setup: $(BIN)/lit-transformer
 demo: setup
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/lit-transformer fit \
 	  --ablation ablations/table3-cpu.yaml --row base --seed 1 \
-	  --max-minutes $(MINUTES) --out $(OUT) --trainer.average_last 5
+	  --max-minutes $(MINUTES) --trainer.max_steps -1 --trainer.average_last 5 --out $(OUT)
 
 # The quality benchmark of the README: 30 minutes of training, beam 4 on test_2016_flickr.
 bench-quality:

@@ -273,6 +273,49 @@ def cmd_postgres(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- bench ----------------------------------------------------------------------------------------
+def cmd_bench(args: argparse.Namespace) -> int:
+    from lit_transformer import bench
+
+    if args.what == "train":
+        shape = bench.TrainShape(
+            d_model=args.d_model,
+            heads=args.heads,
+            layers=args.layers,
+            d_ff=args.d_ff,
+            vocab_size=args.vocab_size,
+            batch_size=args.batch_size,
+            src_len=args.src_len,
+            tgt_len=args.tgt_len,
+            precision=args.precision,
+        )
+        result = bench.bench_train(shape, steps=args.steps, rounds=args.rounds)
+        text = (
+            f"ours {result['ours']['tgt_tokens_per_s']:.0f} tgt tok/s, "
+            f"{result['ours']['flops_per_s'] / 1e9:.1f} GFLOP/s "
+            f"({100 * result['ours']['fraction_of_peak']:.0f}% of measured matmul peak "
+            f"{result['matmul_peak'] / 1e9:.0f}); plain nn.Transformer "
+            f"{result['plain_pytorch']['tgt_tokens_per_s']:.0f} tgt tok/s; "
+            f"speed-up {result['speedup_vs_plain']:.2f}x"
+        )
+    elif args.what == "decode":
+        result = bench.bench_decode(args.ckpt, args.data_root, args.split, args.beam, args.limit)
+        text = (
+            f"{result['sentences']} sentences, beam {result['beam']}: cached "
+            f"{result['cached']['seconds']:.1f} s ({result['cached']['sentences_per_s']:.1f}/s), "
+            f"uncached {result['uncached']['seconds']:.1f} s; speed-up "
+            f"{result['cache_speedup']:.2f}x, identical output: {result['identical_output']}"
+        )
+    else:
+        result = bench.bench_batching(args.corpus, args.vocab_size, args.max_tokens, args.data_root)
+        text = (
+            f"{result['corpus']}: {result['batches']} batches of <= {result['max_tokens']} "
+            f"tokens, real-token fraction {result['real_token_fraction']:.3f}"
+        )
+    print(json.dumps(result, indent=2) if args.json else text)
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -343,6 +386,38 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=5433)
     sp.add_argument("--db", default="optuna")
 
+    sp = sub.add_parser("bench", help="benchmarks: train throughput, decoding, batching")
+    bench_sub = sp.add_subparsers(dest="what", required=True)
+    b = bench_sub.add_parser("train", help="training step vs plain nn.Transformer")
+    for name, default in (
+        ("d-model", 256),
+        ("heads", 4),
+        ("layers", 3),
+        ("d-ff", 1024),
+        ("vocab-size", 8000),
+        ("batch-size", 64),
+        ("src-len", 20),
+        ("tgt-len", 20),
+        ("steps", 10),
+        ("rounds", 3),
+    ):
+        b.add_argument(f"--{name}", type=int, default=default)
+    b.add_argument("--precision", choices=["32", "bf16-mixed"], default="32")
+    b.add_argument("--json", action="store_true")
+    b = bench_sub.add_parser("decode", help="beam search with and without the KV cache")
+    b.add_argument("--ckpt", required=True)
+    b.add_argument("--data-root")
+    b.add_argument("--split", default="test")
+    b.add_argument("--beam", type=int, default=4)
+    b.add_argument("--limit", type=int, help="first N sentences only")
+    b.add_argument("--json", action="store_true")
+    b = bench_sub.add_parser("batching", help="real-token fraction of training batches")
+    b.add_argument("--corpus", default="multi30k")
+    b.add_argument("--vocab-size", type=int, default=8000)
+    b.add_argument("--max-tokens", type=int, default=2048)
+    b.add_argument("--data-root")
+    b.add_argument("--json", action="store_true")
+
     sp = sub.add_parser("average", help="average the last K checkpoints")
     sp.add_argument("checkpoints", nargs="+", help="checkpoint files, or one directory")
     sp.add_argument("--last", type=int, help="use only the last K (by step)")
@@ -369,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_average(args)
         if args.command == "sweep":
             return cmd_sweep(args)
+        if args.command == "bench":
+            return cmd_bench(args)
         if args.command == "postgres":
             return cmd_postgres(args)
     except _user_errors() as exc:

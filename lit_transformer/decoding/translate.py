@@ -73,7 +73,9 @@ class Translator:
             yield batch
 
     @torch.no_grad()
-    def translate(self, lines: Sequence[str], beam: int = 4, alpha: float = 0.6) -> list[str]:
+    def translate(
+        self, lines: Sequence[str], beam: int = 4, alpha: float = 0.6, use_cache: bool = True
+    ) -> list[str]:
         m = self.module
         ids = self.tokenizer.encode([line.strip() for line in lines])
         out = [""] * len(lines)
@@ -87,7 +89,15 @@ class Translator:
             for row, i in enumerate(real):
                 seq = ids[i] + [m.eos_id]
                 src[row, : len(seq)] = torch.tensor(seq)
-            hyps = beam_search(m.model, src.to(device), m.bos_id, m.eos_id, beam=beam, alpha=alpha)
+            hyps = beam_search(
+                m.model,
+                src.to(device),
+                m.bos_id,
+                m.eos_id,
+                beam=beam,
+                alpha=alpha,
+                use_cache=use_cache,
+            )
             for i, text in zip(real, self.tokenizer.decode([h.tokens for h in hyps]), strict=True):
                 out[i] = text
         return out

@@ -1,0 +1,227 @@
+"""Benchmarks: training throughput against plain PyTorch, decoding with and without the KV
+cache, and batching efficiency. Speed goals live here, not in timed tests.
+
+FLOPs of one training step (matmuls only; backward = 2 × forward), for N layers, batch B,
+source length S, target length T, h·d_k = a_k, h·d_v = a_v:
+
+    encoder, per source token:  2·d·(2·a_k + a_v) + 2·a_v·d      (Q, K, V, O projections)
+                                + 2·S·(a_k + a_v)                 (QKᵀ and AV)
+                                + 4·d·d_ff                        (FFN)
+    decoder, per target token:  the same with T for self-attention, plus encoder–decoder
+                                attention: 2·d·a_k + 2·a_v·d (Q, O) + 2·S·(a_k + a_v),
+                                and 2·d·(a_k + a_v) per *source* token for its K, V
+    output projection:          2·d·V per target token
+    step = 3 · B · (S·enc + T·dec + S·N·2·d·(a_k + a_v) + T·2·d·V)
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from lit_transformer.config import ModelConfig
+from lit_transformer.model.transformer import Transformer
+from lit_transformer.training.loss import label_smoothed_loss
+
+
+@dataclass
+class TrainShape:
+    d_model: int = 256
+    heads: int = 4
+    layers: int = 3
+    d_ff: int = 1024
+    vocab_size: int = 8000
+    batch_size: int = 64
+    src_len: int = 20
+    tgt_len: int = 20
+    precision: str = "32"
+
+    @property
+    def d_k(self) -> int:
+        return self.d_model // self.heads
+
+
+def train_step_flops(s: TrainShape) -> float:
+    d, ff, n, v = s.d_model, s.d_ff, s.layers, s.vocab_size
+    ak = av = s.heads * s.d_k
+    proj = 2 * d * (2 * ak + av) + 2 * av * d
+    enc = proj + 2 * s.src_len * (ak + av) + 4 * d * ff
+    dec = proj + 2 * s.tgt_len * (ak + av) + 4 * d * ff
+    dec += 2 * d * ak + 2 * av * d + 2 * s.src_len * (ak + av)
+    cross_kv = 2 * d * (ak + av)
+    fwd = s.batch_size * (
+        n * s.src_len * enc + n * s.tgt_len * dec + n * s.src_len * cross_kv + s.tgt_len * 2 * d * v
+    )
+    return 3.0 * fwd
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    """Measured dense matmul FLOP/s for ``dtype`` on this machine."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+class PlainTransformer(nn.Module):
+    """The reference: ``nn.Transformer`` with embeddings and an output layer, same size."""
+
+    def __init__(self, s: TrainShape) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(s.vocab_size, s.d_model)
+        self.core = nn.Transformer(
+            s.d_model, s.heads, s.layers, s.layers, s.d_ff, dropout=0.1, batch_first=True
+        )
+        self.out = nn.Linear(s.d_model, s.vocab_size, bias=False)
+        self.out.weight = self.embed.weight
+
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        mask = self.core.generate_square_subsequent_mask(tgt.size(1))
+        h = self.core(self.embed(src), self.embed(tgt), tgt_mask=mask, tgt_is_causal=True)
+        return self.out(h)
+
+
+def _step_fn(model: nn.Module, s: TrainShape, batch: tuple) -> Any:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
+    src, tgt_in, tgt_out = batch
+    bf16 = s.precision == "bf16-mixed"
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(src, tgt_in)
+            loss = label_smoothed_loss(logits, tgt_out, 0.1, 0)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def bench_train(s: TrainShape, steps: int = 10, rounds: int = 3) -> dict[str, Any]:
+    """Our model vs plain ``nn.Transformer``, measured alternately ``rounds`` times."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        n_layers=s.layers,
+        d_model=s.d_model,
+        d_ff=s.d_ff,
+        heads=s.heads,
+        d_k=s.d_k,
+        d_v=s.d_k,
+        vocab_size=s.vocab_size,
+    )
+    g = torch.Generator().manual_seed(0)
+    batch = (
+        torch.randint(4, s.vocab_size, (s.batch_size, s.src_len), generator=g),
+        torch.randint(4, s.vocab_size, (s.batch_size, s.tgt_len), generator=g),
+        torch.randint(4, s.vocab_size, (s.batch_size, s.tgt_len), generator=g),
+    )
+    ours = Transformer(cfg).train()
+    plain = PlainTransformer(s).train()
+    runs = {"ours": _step_fn(ours, s, batch), "plain_pytorch": _step_fn(plain, s, batch)}
+    for fn in runs.values():
+        fn()
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            t = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times[name].append((time.perf_counter() - t) / steps)
+    flops = train_step_flops(s)
+    peak = matmul_peak(torch.bfloat16 if s.precision == "bf16-mixed" else torch.float32)
+    tokens = s.batch_size * s.tgt_len
+    out: dict[str, Any] = {"shape": s.__dict__, "flops_per_step": flops, "matmul_peak": peak}
+    for name, ts in times.items():
+        sec = statistics.median(ts)
+        out[name] = {
+            "s_per_step": sec,
+            "tgt_tokens_per_s": tokens / sec,
+            "flops_per_s": flops / sec,
+            "fraction_of_peak": flops / sec / peak,
+        }
+    out["speedup_vs_plain"] = out["plain_pytorch"]["s_per_step"] / out["ours"]["s_per_step"]
+    return out
+
+
+def bench_decode(
+    ckpt: str,
+    data_root: str | None = None,
+    split: str = "test",
+    beam: int = 4,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Sentences/s of beam search on a real test set, with and without the KV cache."""
+    from lit_transformer.data.corpora import load_split, resolve_data_root
+    from lit_transformer.decoding.translate import Translator, load_module
+    from lit_transformer.evaluation import corpus_bleu
+
+    module = load_module(ckpt)
+    d = module.cfg.data
+    srcs, refs = load_split(resolve_data_root(data_root), d.corpus, split, d.src_lang, d.tgt_lang)
+    if limit:
+        srcs, refs = srcs[:limit], refs[:limit]
+    translator = Translator(module)
+    out: dict[str, Any] = {
+        "checkpoint": ckpt,
+        "split": split,
+        "sentences": len(srcs),
+        "beam": beam,
+        "threads": torch.get_num_threads(),
+    }
+    hyps = {}
+    for use_cache in (True, False):
+        t = time.perf_counter()
+        hyps[use_cache] = translator.translate(srcs, beam=beam, use_cache=use_cache)
+        sec = time.perf_counter() - t
+        key = "cached" if use_cache else "uncached"
+        out[key] = {
+            "seconds": sec,
+            "sentences_per_s": len(srcs) / sec,
+            "bleu": corpus_bleu(hyps[use_cache], refs).score,
+        }
+    out["identical_output"] = hyps[True] == hyps[False]
+    out["cache_speedup"] = out["uncached"]["seconds"] / out["cached"]["seconds"]
+    return out
+
+
+def bench_batching(
+    corpus: str = "multi30k",
+    vocab_size: int = 8000,
+    max_tokens: int = 2048,
+    data_root: str | None = None,
+) -> dict[str, Any]:
+    """Real-token fraction of an epoch of training batches under the token budget."""
+    from lit_transformer.data.datamodule import TranslationDataModule
+    from lit_transformer.data.sampler import TokenBudgetBatchSampler
+
+    dm = TranslationDataModule(
+        corpus=corpus, data_root=data_root, vocab_size=vocab_size, max_tokens=max_tokens
+    )
+    dm.setup("fit")
+    ds = dm.dataset("train")
+    sampler = TokenBudgetBatchSampler(ds.src_lens, ds.tgt_lens, max_tokens, seed=0)
+    batches = sampler.epoch_batches()
+    real = padded = 0
+    for batch in batches:
+        s = [int(ds.src_lens[i]) for i in batch]
+        t = [int(ds.tgt_lens[i]) for i in batch]
+        real += sum(s) + sum(t)
+        padded += len(batch) * (max(s) + max(t))
+    return {
+        "corpus": corpus,
+        "vocab_size": vocab_size,
+        "max_tokens": max_tokens,
+        "pairs": len(ds),
+        "batches": len(batches),
+        "real_token_fraction": real / padded,
+        "mean_pairs_per_batch": len(ds) / len(batches),
+    }

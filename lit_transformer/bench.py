@@ -45,6 +45,17 @@ class TrainShape:
     def d_k(self) -> int:
         return self.d_model // self.heads
 
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(
+            n_layers=self.layers,
+            d_model=self.d_model,
+            d_ff=self.d_ff,
+            heads=self.heads,
+            d_k=self.d_k,
+            d_v=self.d_k,
+            vocab_size=self.vocab_size,
+        )
+
 
 def train_step_flops(s: TrainShape) -> float:
     d, ff, n, v = s.d_model, s.d_ff, s.layers, s.vocab_size
@@ -108,15 +119,7 @@ def _step_fn(model: nn.Module, s: TrainShape, batch: tuple) -> Any:
 def bench_train(s: TrainShape, steps: int = 10, rounds: int = 3) -> dict[str, Any]:
     """Our model vs plain ``nn.Transformer``, measured alternately ``rounds`` times."""
     torch.manual_seed(0)
-    cfg = ModelConfig(
-        n_layers=s.layers,
-        d_model=s.d_model,
-        d_ff=s.d_ff,
-        heads=s.heads,
-        d_k=s.d_k,
-        d_v=s.d_k,
-        vocab_size=s.vocab_size,
-    )
+    cfg = s.model_config()
     g = torch.Generator().manual_seed(0)
     batch = (
         torch.randint(4, s.vocab_size, (s.batch_size, s.src_len), generator=g),

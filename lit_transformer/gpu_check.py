@@ -52,11 +52,21 @@ def check_loss(cfg: ModelConfig) -> dict[str, float]:
 def measure_speed(
     cfg: ModelConfig, tokens: int, length: int, steps: int, compile_: bool, peak: float
 ) -> dict[str, float]:
+    b = tokens // length
+    shape = TrainShape(
+        d_model=cfg.d_model,
+        heads=cfg.heads,
+        layers=cfg.n_layers,
+        d_ff=cfg.d_ff,
+        vocab_size=cfg.vocab_size,
+        batch_size=b,
+        src_len=length,
+        tgt_len=length,
+    )
     torch.manual_seed(0)
-    model = Transformer(cfg).cuda().train()
+    model = Transformer(shape.model_config()).cuda().train()
     step_model = torch.compile(model) if compile_ else model
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9, fused=True)
-    b = tokens // length
     src, tin, tout = _batch(b, length, length, cfg.vocab_size, "cuda")
 
     def step() -> None:
@@ -74,16 +84,6 @@ def measure_speed(
         step()
     torch.cuda.synchronize()
     sec = (time.perf_counter() - t) / steps
-    shape = TrainShape(
-        d_model=cfg.d_model,
-        heads=cfg.heads,
-        layers=cfg.n_layers,
-        d_ff=cfg.d_ff,
-        vocab_size=cfg.vocab_size,
-        batch_size=b,
-        src_len=length,
-        tgt_len=length,
-    )
     flops = train_step_flops(shape)
     return {
         "batch_pairs": b,

@@ -10,8 +10,9 @@ from lit_transformer.cli.main import main
 
 def test_flop_formula_by_hand():
     # N 1, d 2, d_ff 3, h 1 (d_k 2), V 5, B 1, S 1, T 1.
-    s = TrainShape(d_model=2, heads=1, layers=1, d_ff=3, vocab_size=5, batch_size=1,
-                   src_len=1, tgt_len=1)
+    s = TrainShape(
+        d_model=2, heads=1, layers=1, d_ff=3, vocab_size=5, batch_size=1, src_len=1, tgt_len=1
+    )
     proj = 2 * 2 * (2 * 2 + 2) + 2 * 2 * 2  # Q, K, V, O: 24
     enc = proj + 2 * 1 * 4 + 4 * 2 * 3  # + QKᵀ/AV 8 + FFN 24 = 56
     dec = enc + (2 * 2 * 2 + 2 * 2 * 2) + 2 * 1 * 4  # + cross Q, O 16 + cross QKᵀ/AV 8 = 80
@@ -20,8 +21,9 @@ def test_flop_formula_by_hand():
 
 
 def test_bench_train_compares_with_plain_pytorch():
-    s = TrainShape(d_model=32, heads=2, layers=1, d_ff=64, vocab_size=100, batch_size=4,
-                   src_len=6, tgt_len=5)
+    s = TrainShape(
+        d_model=32, heads=2, layers=1, d_ff=64, vocab_size=100, batch_size=4, src_len=6, tgt_len=5
+    )
     out = bench_train(s, steps=1, rounds=1)
     for name in ("ours", "plain_pytorch"):
         assert out[name]["tgt_tokens_per_s"] > 0 and 0 < out[name]["fraction_of_peak"] < 5

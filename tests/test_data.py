@@ -393,3 +393,13 @@ def test_encoded_texts_roundtrip() -> None:
     seqs = [[1, 2, 3], [], [4]]
     enc = EncodedTexts.from_lists(seqs)
     assert enc.to_lists() == seqs and list(enc.lengths) == [3, 0, 1]
+
+
+def test_every_seed_shares_one_tokenizer(small_data_root: Path, tmp_cache: Path) -> None:
+    """A sweep's trials differ in seed but must share the tokenizer (and its cache)."""
+    hashes = set()
+    for seed in (1, 2):
+        dm = TranslationDataModule(data_root=str(small_data_root), vocab_size=300, seed=seed)
+        dm.setup("fit")
+        hashes.add(dm.tokenizer.sha256)
+    assert len(hashes) == 1

@@ -64,6 +64,7 @@ def test_fit_writes_the_trial_contract(trained):
     assert result["test_bleu"] is not None
     assert result["bleu_signature"].startswith("nrefs:1|case:mixed")
     assert Path(result["checkpoint"]).is_file()
+    assert len(Path(result["dev_hypotheses"]).read_text().splitlines()) == 40  # every dev line
     assert len(result["git_commit"]) >= 7 and len(result["data_hash"]) == 64
     assert len(result["tokenizer_hash"]) == 64
     # Periodic checkpoints for averaging (every 5 steps, the last 3 kept) and their average.

@@ -273,6 +273,20 @@ def cmd_postgres(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- report ---------------------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    from lit_transformer.report import make_report
+
+    out = make_report(args.storage, args.study, Path(args.out), args.ablation, args.wandb)
+    s = out["summary"]
+    print(
+        f"{s['complete_rows']}/{s['rows']} rows complete; direction agrees with the paper on "
+        f"{s['agree_ppl']}/{s['judged_ppl']} (PPL) and {s['agree_bleu']}/{s['judged_bleu']} "
+        f"(BLEU) rows; written: {', '.join(Path(f).name for f in out['files'])}"
+    )
+    return 0
+
+
 # -- bench ----------------------------------------------------------------------------------------
 def cmd_bench(args: argparse.Namespace) -> int:
     from lit_transformer import bench
@@ -386,6 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=5433)
     sp.add_argument("--db", default="optuna")
 
+    sp = sub.add_parser("report", help="Table 3 replica from a study: md, tex, csv, html, plots")
+    sp.add_argument("--storage", required=True, help="the study's storage URL")
+    sp.add_argument("--study", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--ablation", help="ablation file (default: the one the study recorded)")
+    sp.add_argument("--wandb", choices=["online", "offline", "disabled"], default="offline")
+
     sp = sub.add_parser("bench", help="benchmarks: train throughput, decoding, batching")
     bench_sub = sp.add_subparsers(dest="what", required=True)
     b = bench_sub.add_parser("train", help="training step vs plain nn.Transformer")
@@ -444,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_average(args)
         if args.command == "sweep":
             return cmd_sweep(args)
+        if args.command == "report":
+            return cmd_report(args)
         if args.command == "bench":
             return cmd_bench(args)
         if args.command == "postgres":

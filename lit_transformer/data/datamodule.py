@@ -143,9 +143,8 @@ class TranslationDataModule(L.LightningDataModule):
         root = resolve_data_root(hp.data_root)
         langs = (hp.src_lang, hp.tgt_lang)
         train_src, train_tgt = load_split(root, self.corpus, "train", *langs)
-        self.tokenizer = train_or_load(
-            train_src, train_tgt, hp.vocab_size, self.cache_dir, seed=hp.seed
-        )
+        # Not the run's seed: every trial of a sweep (all seeds) shares one tokenizer.
+        self.tokenizer = train_or_load(train_src, train_tgt, hp.vocab_size, self.cache_dir)
         self.dev_srcs, self.dev_refs = load_split(root, self.corpus, hp.dev_split, *langs)
         if self._has_test():
             self.test_srcs, self.test_refs = load_split(root, self.corpus, hp.test_split, *langs)

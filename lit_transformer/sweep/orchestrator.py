@@ -144,6 +144,26 @@ def trial_params(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
     return params
 
 
+def hardware() -> str:
+    """A one-line description of this machine (CPU model, cores, GPUs)."""
+    import platform
+
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{model}, {os.cpu_count()} cores"
+    if torch.cuda.is_available():
+        text += f", {torch.cuda.device_count()}x {torch.cuda.get_device_name()}"
+    return text
+
+
 def _die_with_parent() -> None:
     """Child side of Popen: get SIGKILL when the worker dies, so no orphan keeps training."""
     try:
@@ -170,6 +190,14 @@ class Worker:
         self.study = load_or_create_study(
             self.storage, study_name, build_sampler(spec.sampler), build_pruner(spec.pruner)
         )
+        # Provenance for reports: what ran, on what.
+        if "ablation" not in self.study.user_attrs:
+            self.study.set_user_attr("ablation", str(spec.ablation.path.resolve()))
+            self.study.set_user_attr("spec", str(spec.path))
+            self.study.set_user_attr("hardware", hardware())
+            self.study.set_user_attr(
+                "command", f"lit-transformer sweep {spec.path} --study-name {study_name}"
+            )
 
     def run(self) -> int:
         """Work until the study has nothing left; returns the number of trials run."""
@@ -290,6 +318,7 @@ class Worker:
                 "bleu_signature",
                 "git_commit",
                 "status",
+                "dev_hypotheses",
             ):
                 if result.get(key) is not None:
                     trial.set_user_attr(key, result[key])

@@ -231,6 +231,13 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
         "beam": spec.final_beam,
         "alpha": spec.final_alpha,
     }
+    # The final dev hypotheses (beam search), one line per dev sentence in order: what a
+    # report needs for paired significance tests between rows.
+    hyps = module.last_eval.get("val_hypotheses") or {}
+    if trainer.is_global_zero and hyps:
+        text = "".join(hyps.get(i, "") + "\n" for i in range(len(dm.dev_refs)))
+        (out / "dev.hyp").write_text(text, encoding="utf-8")
+        result["dev_hypotheses"] = str((out / "dev.hyp").resolve())
     has_test = spec.test and getattr(dm, "test_refs", None)
     if has_test:
         trainer.test(module, datamodule=dm, verbose=False)

@@ -1,0 +1,85 @@
+"""``lit-transformer report``: the Table 3 replica from a study (no W&B needed to read it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from lit_transformer.ablation import load_ablation
+from lit_transformer.config import ConfigError
+from lit_transformer.report.render import log_to_wandb, write_all
+from lit_transformer.report.table import build_table, summary, trial_records
+
+
+def _dev_refs(ablation) -> list[str] | None:
+    from lit_transformer.data.corpora import DataError, load_split, resolve_data_root
+
+    cfg = ablation.row_config(ablation.rows[0].id)
+    d = cfg.data
+    try:
+        _, refs = load_split(
+            resolve_data_root(d.data_root), d.corpus, "dev", d.src_lang, d.tgt_lang
+        )
+    except DataError:
+        return None
+    return refs[: d.max_eval_sentences] if d.max_eval_sentences else refs
+
+
+def _curves(study: optuna.Study) -> dict[str, pd.DataFrame]:
+    """Dev PPL by step for each row (its lowest seed), from the trials' CSV logs."""
+    out: dict[str, pd.DataFrame] = {}
+    for rec in sorted(trial_records(study), key=lambda r: (r.row, r.seed)):
+        if rec.row in out or rec.state != "COMPLETE" or not rec.out_dir:
+            continue
+        path = Path(rec.out_dir) / "csv" / "metrics.csv"
+        if path.is_file():
+            m = pd.read_csv(path)
+            if "val/ppl" in m:
+                curve = m.dropna(subset=["val/ppl"])[["step", "val/ppl"]]
+                out[rec.row] = curve.rename(columns={"val/ppl": "ppl"})
+    return out
+
+
+def make_report(
+    storage: str,
+    study_name: str,
+    out: Path,
+    ablation_path: str | None = None,
+    wandb: str = "offline",
+) -> dict[str, Any]:
+    from lit_transformer.sweep.storage import open_storage
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    except KeyError:
+        raise ConfigError(f"no study named '{study_name}' in that storage") from None
+    attrs = study.user_attrs
+    path = ablation_path or attrs.get("ablation")
+    if not path:
+        raise ConfigError("the study does not name its ablation file: pass --ablation")
+    ablation = load_ablation(path)
+    frame = build_table(study, ablation, _dev_refs(ablation))
+    trials = [t for t in study.trials if t.datetime_start and t.datetime_complete]
+    span = (
+        max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
+        if trials
+        else None
+    )
+    meta = {
+        "study": study_name,
+        "command": attrs.get("command", "?"),
+        "scale": ablation.scale or "?",
+        "data": attrs.get("data", ablation.row_config(ablation.rows[0].id).data.corpus),
+        "hardware": attrs.get("hardware", "?"),
+        "wall time": f"{span.total_seconds() / 3600:.2f} h (first trial start to last end)"
+        if span
+        else "?",
+    }
+    s = summary(frame)
+    written = write_all(frame, s, meta, _curves(study), out)
+    if wandb != "disabled":
+        log_to_wandb(frame, [p for p in written if p.suffix == ".png"], study_name, out, wandb)
+    return {"summary": s, "files": [str(p) for p in written]}

@@ -53,6 +53,10 @@ class MultiHeadAttention(nn.Module):
         # Not in the paper's description; kept at 0 by default and exposed for experiments.
         self.attention_dropout = attention_dropout
 
+    @staticmethod
+    def _stacked(*layers: nn.Linear) -> tuple[Tensor, Tensor]:
+        return torch.cat([m.weight for m in layers]), torch.cat([m.bias for m in layers])
+
     def _split(self, x: Tensor, d: int) -> Tensor:
         b, t, _ = x.shape
         return x.view(b, t, self.heads, d).transpose(1, 2)  # [B, h, T, d]
@@ -73,17 +77,26 @@ class MultiHeadAttention(nn.Module):
         the encoder output once per sentence and reuses it at every later step.
         """
         b, t, _ = query.shape
-        q = self._split(self.w_q(query), self.d_k)
-        if static_kv and cache is not None and "k" in cache:
-            k, v = cache["k"], cache["v"]
+        qk, vk = self.heads * self.d_k, self.heads * self.d_v
+        reuse = static_kv and cache is not None and "k" in cache
+        if key_value is query and not static_kv:
+            # Self-attention: one matmul for Q, K and V (fewer, larger GEMMs are faster).
+            qkv = F.linear(query, *self._stacked(self.w_q, self.w_k, self.w_v))
+            q, k, v = qkv.split([qk, qk, vk], dim=-1)
+            q, k, v = self._split(q, self.d_k), self._split(k, self.d_k), self._split(v, self.d_v)
         else:
-            k = self._split(self.w_k(key_value), self.d_k)
-            v = self._split(self.w_v(key_value), self.d_v)
-            if cache is not None:
-                if not static_kv and "k" in cache:
-                    k = torch.cat([cache["k"], k], dim=2)
-                    v = torch.cat([cache["v"], v], dim=2)
-                cache["k"], cache["v"] = k, v
+            q = self._split(self.w_q(query), self.d_k)
+            if reuse:
+                k, v = cache["k"], cache["v"]
+            else:
+                kv = F.linear(key_value, *self._stacked(self.w_k, self.w_v))
+                k, v = kv.split([qk, vk], dim=-1)
+                k, v = self._split(k, self.d_k), self._split(v, self.d_v)
+        if cache is not None and not reuse:
+            if not static_kv and "k" in cache:
+                k = torch.cat([cache["k"], k], dim=2)
+                v = torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
         out = scaled_dot_product_attention(
             q, k, v, mask, self.attention_dropout if self.training else 0.0, is_causal
         )

@@ -117,7 +117,6 @@ class TrainerConfig:
     wandb_project: str = "lit_transformer"
     wandb_group: str | None = None
     deterministic: bool = False
-    compile: bool = False
     # Fault injection for tests of the sweep's failure handling: the loss becomes NaN here.
     inject_nan_at_step: int | None = None
 

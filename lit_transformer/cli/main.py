@@ -231,6 +231,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if workers == 1:
         Worker(spec, url, name, run_dir, threads=threads, wandb=args.wandb).run()
     else:
+        # Create the schema and the study once, before the workers race to do it.
+        load_or_create_study(open_storage(url, spec.max_retry), name)
         # Each worker is its own process (a crash takes one worker, not the sweep); the
         # storage URL travels by environment so a password never shows in `ps`.
         env = {**os.environ, STORAGE_ENV: url}

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import hashlib
 import re
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +25,11 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from lit_transformer.config import ConfigError
 
-# Heartbeats and their retry callback are stable in practice but flagged experimental.
+# Heartbeats and their retry callback are stable in practice but flagged experimental, and
+# Optuna warns that heartbeats are meant for Study.optimize: the workers here keep them
+# themselves around ask/tell.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 HEARTBEAT_INTERVAL = 5
 GRACE_PERIOD = 20
@@ -57,18 +61,29 @@ def open_storage(url: str, max_retry: int = 2) -> RDBStorage:
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
     else:
         raise ConfigError(f"unsupported storage {redact(url)} (use sqlite:/// or postgresql://)")
-    try:
-        return RDBStorage(
-            url,
-            heartbeat_interval=HEARTBEAT_INTERVAL,
-            grace_period=GRACE_PERIOD,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-            **kwargs,
-        )
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy/driver errors vary by backend
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        reason = reason.replace(url, redact(url))
-        raise ConfigError(f"cannot open storage {redact(url)}: {redact(reason)}") from None
+    last: Exception | None = None
+    for attempt in range(5):
+        try:
+            return RDBStorage(
+                url,
+                heartbeat_interval=HEARTBEAT_INTERVAL,
+                grace_period=GRACE_PERIOD,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                    max_retry=max_retry
+                ),
+                **kwargs,
+            )
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy/driver errors vary by backend
+            last = exc
+            # Workers (or hosts) that start together race to create the schema: the loser
+            # sees "already exists" / a unique violation, and succeeds once the tables are in.
+            text = str(exc).lower()
+            if "already exists" not in text and "unique" not in text:
+                break
+            time.sleep(0.5 * (attempt + 1))
+    reason = str(last).splitlines()[0] if str(last) else type(last).__name__
+    reason = reason.replace(url, redact(url))
+    raise ConfigError(f"cannot open storage {redact(url)}: {redact(reason)}") from None
 
 
 @contextlib.contextmanager

@@ -171,20 +171,22 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
     every = tr.checkpoint_every_n_steps or (
         tr.val_check_interval if isinstance(tr.val_check_interval, int) else None
     )
-    callbacks: list = [ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)]
-    callbacks += list(spec.callbacks)
+    # last.ckpt (what a retried trial resumes from) is refreshed with every periodic checkpoint;
+    # without periodic checkpoints, at each validation and epoch end.
     if every:
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=ckpt_dir,
-                filename="step{step:07d}",
-                auto_insert_metric_name=False,
-                every_n_train_steps=every,
-                save_top_k=max(tr.keep_checkpoints, tr.average_last, 1),
-                monitor="step",
-                mode="max",
-            )
+        checkpointing = ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="step{step:07d}",
+            auto_insert_metric_name=False,
+            every_n_train_steps=every,
+            save_top_k=max(tr.keep_checkpoints, tr.average_last, 1),
+            monitor="step",
+            mode="max",
+            save_last=True,
         )
+    else:
+        checkpointing = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)
+    callbacks: list = [checkpointing, *spec.callbacks]
     run_name = f"{spec.row}/seed{spec.seed}" if spec.row else f"seed{spec.seed}"
     meta = {
         "row": spec.row,
@@ -199,7 +201,7 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
         tr.wandb,
         tr.wandb_project,
         run_name,
-        spec.group,
+        spec.group or tr.wandb_group,
         {**cfg.to_dict(), **meta},
         job_type=spec.job_type,
     )

@@ -19,6 +19,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from lit_transformer.ablation import Ablation
+from lit_transformer.sweep.status import STATE_RANK, all_params
 
 SIGNIFICANCE_LEVEL = 0.05
 BOOTSTRAP_SAMPLES = 1000
@@ -41,16 +42,9 @@ class TrialRecord:
 
 def trial_records(study: optuna.Study) -> list[TrialRecord]:
     """One record per row × seed: the most advanced trial of that pair (retries collapse)."""
-    rank = {
-        TrialState.COMPLETE: 5,
-        TrialState.RUNNING: 4,
-        TrialState.WAITING: 3,
-        TrialState.PRUNED: 2,
-        TrialState.FAIL: 1,
-    }
     best: dict[tuple[str, int], tuple[int, TrialRecord]] = {}
     for t in study.get_trials(deepcopy=False):
-        params = {**t.system_attrs.get("fixed_params", {}), **t.params}
+        params = all_params(t)
         if "row" not in params:
             continue
         ua = t.user_attrs
@@ -68,7 +62,7 @@ def trial_records(study: optuna.Study) -> list[TrialRecord]:
             reason=ua.get("fail_reason", ""),
         )
         key = (rec.row, rec.seed)
-        r = rank.get(t.state, 0)
+        r = STATE_RANK.get(t.state, 0)
         if key not in best or r > best[key][0]:
             best[key] = (r, rec)
     return [rec for _, rec in best.values()]

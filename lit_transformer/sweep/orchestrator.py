@@ -30,6 +30,7 @@ from optuna.trial import TrialState
 
 from lit_transformer.config import ConfigError
 from lit_transformer.sweep.spec import SweepSpec
+from lit_transformer.sweep.status import all_params
 from lit_transformer.sweep.storage import (
     HEARTBEAT_INTERVAL,
     load_or_create_study,
@@ -69,7 +70,7 @@ SEED_RANGE = (0, 2**31 - 1)
 
 def _key(trial: optuna.trial.FrozenTrial) -> tuple[str, int] | None:
     """(row, seed) of a grid trial: its params, or the fixed params of an enqueued one."""
-    params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+    params = all_params(trial)
     if "row" in params and "seed" in params:
         return str(params["row"]), int(params["seed"])
     return None

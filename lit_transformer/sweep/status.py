@@ -7,7 +7,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 # When a row × seed has several trials (retries), show the most advanced one.
-_RANK = {
+STATE_RANK = {
     TrialState.COMPLETE: 5,
     TrialState.RUNNING: 4,
     TrialState.WAITING: 3,
@@ -16,11 +16,16 @@ _RANK = {
 }
 
 
+def all_params(trial: optuna.trial.FrozenTrial) -> dict:
+    """A trial's params, including the fixed params of one still WAITING in the queue."""
+    return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+
+
 def status_table(study: optuna.Study) -> pd.DataFrame:
     best: dict[tuple, tuple[int, dict]] = {}
     retries: dict[tuple, int] = {}
     for t in study.get_trials(deepcopy=False):
-        params = {**t.system_attrs.get("fixed_params", {}), **t.params}
+        params = all_params(t)
         row = t.user_attrs.get("row", params.get("row", "?"))
         seed = t.user_attrs.get("seed", params.get("seed", "?"))
         key = (row, seed) if "row" in params else (row, seed, t.number)
@@ -38,7 +43,7 @@ def status_table(study: optuna.Study) -> pd.DataFrame:
             "wall_s": t.user_attrs.get("trial_wall_s"),
             "note": t.user_attrs.get("fail_reason", ""),
         }
-        rank = _RANK.get(t.state, 0)
+        rank = STATE_RANK.get(t.state, 0)
         if key not in best or rank > best[key][0]:
             best[key] = (rank, entry)
     rows = [entry | {"retries": retries.get(key, 0)} for key, (_, entry) in best.items()]

@@ -7,6 +7,7 @@ the last 20 for big ones. Checkpoints are ordered by their ``global_step``.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,10 +32,16 @@ def _load(path: Path) -> dict[str, Any]:
 def find_checkpoints(directory: Path) -> list[Path]:
     """Periodic checkpoints in ``directory`` (not ``last*.ckpt``), oldest first by step."""
     paths = [p for p in directory.glob("*.ckpt") if not p.name.startswith("last")]
-    steps = {
-        p: int(torch.load(p, map_location="cpu", weights_only=False)["global_step"]) for p in paths
-    }
-    return sorted(paths, key=lambda p: steps[p])
+    return sorted(paths, key=_step)
+
+
+def _step(path: Path) -> int:
+    # Our periodic checkpoints are named stepNNNNNNN.ckpt: read the step from the name rather
+    # than loading (paper-scale checkpoints are ~1 GB each, and averaging loads them anyway).
+    match = re.fullmatch(r"step(\d+)\.ckpt", path.name)
+    if match:
+        return int(match.group(1))
+    return int(_load(path)["global_step"])
 
 
 def average_checkpoints(paths: Sequence[Path]) -> dict[str, Any]:

@@ -218,6 +218,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     if args.devices:
         spec.devices = args.devices
+    if args.seeds:
+        spec.seeds = args.seeds
     name = args.study_name or spec.study
     run_dir = Path(args.run_dir)
     url = args.storage or os.environ.get(STORAGE_ENV) or default_storage(run_dir, name)
@@ -255,6 +257,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         ]
         if args.devices:
             cmd += ["--devices", str(args.devices)]
+        if args.seeds:
+            cmd += ["--seeds", ",".join(map(str, args.seeds))]
         procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
         codes = [p.wait() for p in procs]
         if any(codes):
@@ -333,6 +337,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # -- parser ---------------------------------------------------------------------------------------
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 1,2,3, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one seed")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lit-transformer",
@@ -391,6 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--study-name", help="study name (default: the spec's)")
     sp.add_argument("--workers", type=int, default=1, help="worker processes on this host")
     sp.add_argument("--devices", type=int, help="devices per trial (DDP when > 1)")
+    sp.add_argument(
+        "--seeds",
+        type=_int_list,
+        help="comma-separated seeds instead of the spec's (e.g. 1 or 1,2); re-run with more later",
+    )
     sp.add_argument("--run-dir", default="runs/sweeps", help="trial directories and SQLite file")
     sp.add_argument("--wandb", choices=["online", "offline", "disabled"], default="offline")
     sp.add_argument("--status", action="store_true", help="print the rows x seeds table and exit")

@@ -64,7 +64,9 @@ class SweepSpec:
 
     @property
     def grid(self) -> list[tuple[str, int]]:
-        return [(row, seed) for row in self.rows for seed in self.seeds]
+        # Seed-major: the whole table for the first seed comes first, so a sweep stopped early
+        # (or read while running) has complete tables rather than complete rows.
+        return [(row, seed) for seed in self.seeds for row in self.rows]
 
     def trial_overrides(self, params: dict[str, Any]) -> dict[str, Any]:
         """Config patch of one trial: the spec's overrides, the budget, sampled values."""

@@ -117,6 +117,9 @@ class TrainerConfig:
     wandb_project: str = "lit_transformer"
     wandb_group: str | None = None
     deterministic: bool = False
+    # torch.compile the model's forward for training and teacher-forced evaluation (decoding
+    # stays eager: its shapes change every step). For GPUs; measured slower on this CPU.
+    compile: bool = False
     # Fault injection for tests of the sweep's failure handling: the loss becomes NaN here.
     inject_nan_at_step: int | None = None
 

@@ -29,11 +29,10 @@ def evaluate_checkpoint(
     dm = build_datamodule(cfg, seed=0)
     if split:
         dm.hparams["dev_split" if stage == "validate" else "test_split"] = split
-    dm.prepare_data()
+    # Encode with the model's own vocabulary (stored in the checkpoint), whatever the corpus:
+    # a tokenizer retrained on the corpus could differ from it.
+    dm.tokenizer = module.tokenizer
     dm.setup(stage)
-    if dm.tokenizer.sha256 != module.tokenizer.sha256:
-        # The data module would encode with a different vocabulary than the model's.
-        dm.tokenizer = module.tokenizer
     module.test_beam, module.test_alpha = beam, alpha
     module.cfg.trainer.val_beam, module.cfg.trainer.val_bleu = beam, True
     trainer = L.Trainer(

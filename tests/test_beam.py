@@ -37,7 +37,7 @@ class ScriptedModel:
     def new_cache(self):
         return []
 
-    def reorder_cache(self, cache, order):
+    def reorder_cache(self, cache, order, static_order=None):
         pass
 
 
@@ -94,3 +94,24 @@ def test_output_respects_the_maximum_length():
     for hyp, n in zip(beam_search(model, src, BOS, EOS, beam=4, max_len_b=2), src_len, strict=True):
         assert len(hyp.tokens) <= int(n) + 2 - 1  # EOS takes the last slot
         assert PAD not in hyp.tokens and BOS not in hyp.tokens
+
+
+def test_batched_search_equals_one_sentence_at_a_time():
+    """Sentences leave the batch as they finish; that must not change anyone's result."""
+    model, src = random_model(3), sources(6, seed=4)
+    rows_seen = []
+    decode = model.decode
+
+    def recording_decode(tokens, memory, *args, **kwargs):
+        rows_seen.append(memory.size(0))
+        return decode(tokens, memory, *args, **kwargs)
+
+    model.decode = recording_decode
+    batched = beam_search(model, src, BOS, EOS, beam=4, max_len_b=5)
+    del model.decode
+    assert rows_seen[0] == 6 * 4 and min(rows_seen) < rows_seen[0]  # sentences left the batch
+    assert rows_seen == sorted(rows_seen, reverse=True)
+    for i, hyp in enumerate(batched):
+        alone = beam_search(model, src[i : i + 1], BOS, EOS, beam=4, max_len_b=5)[0]
+        assert alone.tokens == hyp.tokens
+        assert alone.score == pytest.approx(hyp.score, abs=1e-4)

@@ -67,6 +67,9 @@ def test_fit_writes_the_trial_contract(trained):
     assert len(Path(result["dev_hypotheses"]).read_text().splitlines()) == 40  # every dev line
     assert len(result["git_commit"]) >= 7 and len(result["data_hash"]) == 64
     assert len(result["tokenizer_hash"]) == 64
+    timings = result["timings_s"]  # set-up + training + final evaluation = the whole run
+    assert set(timings) == {"setup", "fit", "final"} and timings["fit"] > 0
+    assert sum(timings.values()) == pytest.approx(result["wall_s"], abs=0.5)
     # Periodic checkpoints for averaging (every 5 steps, the last 3 kept) and their average.
     ckpts = sorted(p.name for p in (trained / "checkpoints").glob("step*.ckpt"))
     assert ckpts == ["step0000010.ckpt", "step0000015.ckpt", "step0000020.ckpt"]
@@ -147,6 +150,34 @@ def test_test_command_scores_a_checkpoint(trained, small_data_root, capsys):
     assert metrics["sentences"] == 40 and metrics["bleu"] is not None and metrics["ppl"] > 1
 
 
+def test_evaluation_encodes_with_the_checkpoints_tokenizer(
+    trained, small_data_root, tmp_path, capsys
+):
+    """Scores depend on the checkpoint and the eval text only: a data root whose training text
+    differs (a retrained tokenizer would differ) or is absent gives the same numbers."""
+    import gzip
+    import shutil
+
+    def score(root: Path) -> dict:
+        argv = ["test", "--ckpt", str(trained / "model.ckpt"), "--data-root", str(root)]
+        assert main([*argv, "--beam", "1"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    reference = score(small_data_root)
+    other = tmp_path / "other" / "multi30k"
+    other.mkdir(parents=True)
+    for name in ("val", "test_2016_flickr"):
+        for lang in ("en", "de"):
+            shutil.copy(small_data_root / "multi30k" / f"{name}.{lang}.gz", other)
+    assert score(other.parent) == reference  # no training text at all
+    for lang in ("en", "de"):  # a different training text: the last 300 pairs only
+        with gzip.open(small_data_root / "multi30k" / f"train.{lang}.gz", "rt") as fh:
+            lines = fh.readlines()[300:]
+        with gzip.open(other / f"train.{lang}.gz", "wt") as fh:
+            fh.writelines(lines)
+    assert score(other.parent) == reference
+
+
 def test_ddp_two_cpu_processes_train_identical_weights(
     tmp_path, tiny_ablation, small_data_root, session_cache
 ):
@@ -186,3 +217,28 @@ def test_ddp_two_cpu_processes_train_identical_weights(
     assert result["dev_bleu"] is not None
     assert "dev ppl" in proc.stdout  # printed once, by rank 0
     assert proc.stdout.count("dev ppl") == 1
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_and_keeps_checkpoint_names(
+    tiny_ablation, small_data_root, session_cache, tmp_path
+):
+    """--trainer.compile true: the same losses as eager (same seed) and a checkpoint that
+    loads into an uncompiled model for decoding."""
+    import pandas as pd
+
+    from lit_transformer.decoding.translate import load_module
+
+    os.environ["LIT_TRANSFORMER_CACHE"] = str(session_cache)
+    losses = {}
+    for name, flag in (("eager", "false"), ("compiled", "true")):
+        out = tmp_path / name
+        extra = ("--max-steps", "6", "--trainer.compile", flag, "--trainer.log_every_n_steps")
+        extra += ("1", "--model.dropout", "0.0")  # compiled code draws other dropout masks
+        assert main(fit_args(tiny_ablation, small_data_root, out, *extra, "--no-test")) == 0
+        m = pd.read_csv(out / "csv" / "metrics.csv")
+        losses[name] = m["train/loss"].dropna().tolist()
+    assert len(losses["eager"]) >= 5
+    assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-3, abs=1e-3)
+    module = load_module(tmp_path / "compiled" / "model.ckpt")
+    assert not hasattr(module.model, "_orig_mod")

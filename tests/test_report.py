@@ -70,20 +70,9 @@ def study(tmp_path_factory, tiny_ablation, small_data_root, session_cache) -> di
         os.environ["LIT_TRANSFORMER_DATA"] = saved
 
 
-def report(study: dict, out: Path, capsys) -> str:
-    code = main(
-        [
-            "report",
-            "--storage",
-            study["url"],
-            "--study",
-            "rep",
-            "--out",
-            str(out),
-            "--wandb",
-            "offline",
-        ]
-    )
+def report(study: dict, out: Path, capsys, *extra: str) -> str:
+    argv = ["report", "--storage", study["url"], "--study", "rep", "--out", str(out)]
+    code = main([*argv, "--wandb", "offline", *extra])
     assert code == 0
     return capsys.readouterr().out
 
@@ -114,6 +103,23 @@ def test_report_has_every_row_format_and_the_papers_figures(study, tmp_path, cap
     html = (out / "index.html").read_text()
     assert html.count("data:image/png;base64,") == 3  # self-contained
     assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    # What the numbers come from, stated in the report itself.
+    assert "budget per trial: 12 steps" in md and "scale: test: a tiny model" in md
+    assert "(40 sentences)" in md and "sacreBLEU nrefs:1|case:mixed" in md
+    assert "compare the direction" in md
+
+
+def test_notes_are_added_and_a_missing_notes_file_is_one_line(study, tmp_path, capsys):
+    notes = tmp_path / "notes.md"
+    notes.write_text("Trained on a laptop <b>quickly</b>.\n\nSecond paragraph.\n")
+    report(study, tmp_path / "r", capsys, "--notes", str(notes))
+    assert "## Notes\n\nTrained on a laptop" in (tmp_path / "r" / "table3.md").read_text()
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "<p>Trained on a laptop &lt;b&gt;quickly&lt;/b&gt;.</p><p>Second paragraph.</p>" in page
+    argv = ["report", "--storage", study["url"], "--study", "rep", "--out", str(tmp_path / "x")]
+    assert main([*argv, "--notes", str(tmp_path / "nope.md")]) == 2
+    assert "notes file not found" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_partial_rows_reported_and_output_deterministic(study, tmp_path, capsys):

@@ -161,6 +161,31 @@ def test_bad_specs_and_storage_are_one_line(tmp_path, tiny_spec_dir, env):
     assert redact("postgresql://ann:s3cret@h/db") == "postgresql://ann:***@h/db"
 
 
+def test_seeds_flag_runs_one_seed_first_and_a_rerun_adds_the_rest(
+    tmp_path, tiny_spec_dir, env, small_data_root
+):
+    spec = write_spec(
+        tiny_spec_dir,
+        "seeds",
+        "rows: [base, A-h1]\nseeds: [1, 2]\nbudget: {max_steps: 2}\nbeam: 1\n",
+    )
+    args = (str(spec), "--run-dir", str(tmp_path))
+    env = {**env, "LIT_TRANSFORMER_DATA": str(small_data_root)}
+    first = sweep(*args, "--seeds", "1", env=env, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    url = f"sqlite:///{tmp_path / 'seeds.db'}"
+    trials = load(url, "seeds").trials
+    assert [(t.params["row"], t.params["seed"]) for t in trials] == [("base", 1), ("A-h1", 1)]
+    again = sweep(*args, env=env, timeout=300)  # the spec's seeds: only seed 2 is new
+    assert again.returncode == 0, again.stderr[-3000:]
+    study = load(url, "seeds")
+    assert grid_counts(study) == Counter({(r, s): 1 for r in ("base", "A-h1") for s in (1, 2)})
+    assert study.user_attrs["commands"] == [
+        f"lit-transformer sweep {spec} --seeds 1 --run-dir {tmp_path}",
+        f"lit-transformer sweep {spec} --run-dir {tmp_path}",
+    ]
+
+
 def test_divergence_fails_with_reason_and_the_sweep_goes_on(
     tmp_path, tiny_spec_dir, env, small_data_root
 ):

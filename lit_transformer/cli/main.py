@@ -204,8 +204,27 @@ def cmd_average(args: argparse.Namespace) -> int:
 
 
 # -- sweep ----------------------------------------------------------------------------------------
+def _sweep_command(args: argparse.Namespace, url: str) -> str:
+    """The user's sweep command line, as recorded with the study (password redacted)."""
+    from lit_transformer.sweep.storage import redact
+
+    parts = ["lit-transformer", "sweep", str(args.spec)]
+    if args.seeds:
+        parts += ["--seeds", ",".join(map(str, args.seeds))]
+    for flag, value in (
+        ("--storage", redact(url) if args.storage else None),
+        ("--study-name", args.study_name),
+        ("--workers", args.workers if args.workers > 1 else None),
+        ("--devices", args.devices),
+        ("--run-dir", args.run_dir if args.run_dir != "runs/sweeps" else None),
+    ):
+        if value is not None:
+            parts += [flag, str(value)]
+    return " ".join(parts)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from lit_transformer.sweep.orchestrator import STORAGE_ENV, Worker
+    from lit_transformer.sweep.orchestrator import STORAGE_ENV, Worker, record_provenance
     from lit_transformer.sweep.spec import load_spec
     from lit_transformer.sweep.status import format_status, status_table
     from lit_transformer.sweep.storage import (
@@ -230,11 +249,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     workers = max(1, args.workers)
     threads = args.threads or max(1, (os.cpu_count() or 1) // (workers * spec.devices))
     print(f"sweep {name}: {spec.kind}, storage {redact(url)}, {workers} worker(s)", flush=True)
+    command = None if args.child else _sweep_command(args, url)
     if workers == 1:
-        Worker(spec, url, name, run_dir, threads=threads, wandb=args.wandb).run()
+        Worker(spec, url, name, run_dir, threads, args.wandb, command).run()
     else:
         # Create the schema and the study once, before the workers race to do it.
-        load_or_create_study(open_storage(url, spec.max_retry), name)
+        study = load_or_create_study(open_storage(url, spec.max_retry), name)
+        if command:
+            record_provenance(study, spec, command)
         # Each worker is its own process (a crash takes one worker, not the sweep); the
         # storage URL travels by environment so a password never shows in `ps`.
         env = {**os.environ, STORAGE_ENV: url}
@@ -254,6 +276,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             args.wandb,
             "--threads",
             str(threads),
+            "--child",
         ]
         if args.devices:
             cmd += ["--devices", str(args.devices)]
@@ -283,7 +306,17 @@ def cmd_postgres(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from lit_transformer.report import make_report
 
-    out = make_report(args.storage, args.study, Path(args.out), args.ablation, args.wandb)
+    notes = None
+    if args.notes:
+        path = Path(args.notes)
+        if not path.is_file():
+            raise ConfigError(f"{path}: notes file not found")
+        try:
+            notes = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: notes file is not UTF-8 text") from None
+        notes = notes.replace("\r\n", "\n")
+    out = make_report(args.storage, args.study, Path(args.out), args.ablation, args.wandb, notes)
     s = out["summary"]
     print(
         f"{s['complete_rows']}/{s['rows']} rows complete; direction agrees with the paper on "
@@ -414,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--wandb", choices=["online", "offline", "disabled"], default="offline")
     sp.add_argument("--status", action="store_true", help="print the rows x seeds table and exit")
     sp.add_argument("--threads", type=int, help=argparse.SUPPRESS)
+    sp.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # a worker process
 
     sp = sub.add_parser("postgres", help="start/stop a local PostgreSQL for sweep storage")
     sp.add_argument("action", choices=["start", "stop"])
@@ -426,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--study", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--ablation", help="ablation file (default: the one the study recorded)")
+    sp.add_argument("--notes", help="a Markdown file of notes/caveats to add to the report")
     sp.add_argument("--wandb", choices=["online", "offline", "disabled"], default="offline")
 
     sp = sub.add_parser("bench", help="benchmarks: train throughput, decoding, batching")

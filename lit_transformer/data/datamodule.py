@@ -137,14 +137,20 @@ class TranslationDataModule(L.LightningDataModule):
     def _has_test(self) -> bool:
         return self.hparams.test_split != "test" or self.corpus.test is not None
 
-    def _load(self) -> None:
-        """Read text, build the tokenizer, encode (all cached); shared by prepare_data/setup."""
+    def _load(self, stage: str | None = None) -> None:
+        """Read text, build the tokenizer, encode (all cached); shared by prepare_data/setup.
+
+        A tokenizer set beforehand (a checkpoint's, see ``evaluate``) is used as it is, and
+        then the training text is only read when training."""
         hp = self.hparams
         root = resolve_data_root(hp.data_root)
         langs = (hp.src_lang, hp.tgt_lang)
-        train_src, train_tgt = load_split(root, self.corpus, "train", *langs)
-        # Not the run's seed: every trial of a sweep (all seeds) shares one tokenizer.
-        self.tokenizer = train_or_load(train_src, train_tgt, hp.vocab_size, self.cache_dir)
+        with_train = self.tokenizer is None or stage in (None, "fit")
+        if with_train:
+            train_src, train_tgt = load_split(root, self.corpus, "train", *langs)
+        if self.tokenizer is None:
+            # Not the run's seed: every trial of a sweep (all seeds) shares one tokenizer.
+            self.tokenizer = train_or_load(train_src, train_tgt, hp.vocab_size, self.cache_dir)
         self.dev_srcs, self.dev_refs = load_split(root, self.corpus, hp.dev_split, *langs)
         if self._has_test():
             self.test_srcs, self.test_refs = load_split(root, self.corpus, hp.test_split, *langs)
@@ -152,7 +158,9 @@ class TranslationDataModule(L.LightningDataModule):
             n = hp.max_eval_sentences
             self.dev_srcs, self.dev_refs = self.dev_srcs[:n], self.dev_refs[:n]
             self.test_srcs, self.test_refs = self.test_srcs[:n], self.test_refs[:n]
-        splits = {"train": (train_src, train_tgt), "dev": (self.dev_srcs, self.dev_refs)}
+        splits = {"dev": (self.dev_srcs, self.dev_refs)}
+        if with_train:
+            splits["train"] = (train_src, train_tgt)
         if self._has_test():
             splits["test"] = (self.test_srcs, self.test_refs)
         for name, (src, tgt) in splits.items():
@@ -166,7 +174,8 @@ class TranslationDataModule(L.LightningDataModule):
                 if len(rows) == 0:
                     raise DataError(f"max_len={hp.max_len} drops every training pair")
             self._datasets[name] = PairDataset(enc_src, enc_tgt, rows)
-        roles = ["train", hp.dev_split] + ([hp.test_split] if self._has_test() else [])
+        # Without the training text (evaluation) the hash covers the eval files only.
+        roles = ["train"] * with_train + [hp.dev_split] + [hp.test_split] * self._has_test()
         files = [f for r in roles for f in split_files(root, self.corpus, r, langs)]
         self.data_hash = hashlib.sha256(
             f"{hash_files(files)}:{self.tokenizer.sha256}".encode()
@@ -174,18 +183,20 @@ class TranslationDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Populate the tokenizer and encoding caches once per node (rank 0)."""
-        if self.tokenizer is None:
+        if not self._datasets:
             self._load()
 
     def setup(self, stage: str | None = None) -> None:
         """Load everything from the caches; idempotent (a second call does nothing)."""
         if not self._datasets:
-            self._load()
+            self._load(stage)
 
     def dataset(self, split: str) -> PairDataset:
         """The encoded dataset of ``train``, ``dev`` or ``test``."""
         self.setup()
         if split not in self._datasets:
+            if split == "train":
+                raise DataError("the training split was not loaded: set up with stage 'fit'")
             raise DataError(f"corpus '{self.corpus.name}' has no {split} split")
         return self._datasets[split]
 

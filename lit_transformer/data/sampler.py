@@ -25,7 +25,9 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
 
     Each epoch (``rng = default_rng(seed + epoch)``):
 
-    1. sort pairs by (tgt_len, src_len), breaking ties between equal lengths at random, so batch
+    1. sort pairs by (tgt_len, src_len), the source order reversed in every other target length
+       (a "snake", so batches that straddle two target lengths stay short or long on the
+       source side), breaking ties between equal lengths at random, so batch
        *membership* varies across epochs while the cut points (which depend only on the sorted
        lengths) and hence ``len(self)`` stay fixed;
     2. cut greedily into batches with ``B * max_src <= max_tokens`` and ``B * max_tgt <=
@@ -68,9 +70,14 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         self.rank = int(rank)
         self.max_sentences = max_sentences
         self.epoch = 0
-        # Lengths sorted by (tgt, src); the tie-break never changes this sequence, so the cut
-        # points computed once here are valid for every epoch's permutation.
-        self._base_order = np.lexsort((self.src_lens, self.tgt_lens))
+        # Lengths sorted by (tgt, src) with the source order reversed in every other target
+        # length ("snake"), so a batch that straddles two target lengths takes the long
+        # sources of one and the long sources of the next rather than long and short ones.
+        # The tie-break never changes this sequence, so the cut points computed once here are
+        # valid for every epoch's permutation.
+        rank = np.unique(self.tgt_lens, return_inverse=True)[1].reshape(-1)
+        self._src_key = np.where(rank % 2 == 1, -self.src_lens, self.src_lens)
+        self._base_order = np.lexsort((self._src_key, self.tgt_lens))
         self._bounds = self._cut(self.src_lens[self._base_order], self.tgt_lens[self._base_order])
 
     # Lightning's _set_sampler_epoch calls dataloader.batch_sampler.sampler.set_epoch(epoch).
@@ -112,7 +119,7 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         if self.shuffle:
             rng = np.random.default_rng(self.seed + self.epoch)
             tie = rng.random(len(self.src_lens))
-            order = np.lexsort((tie, self.src_lens, self.tgt_lens))
+            order = np.lexsort((tie, self._src_key, self.tgt_lens))
         else:
             order = self._base_order
         batches = [

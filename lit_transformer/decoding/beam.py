@@ -16,6 +16,7 @@ the whole prefix at each step, for benchmarks and tests).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -84,15 +85,19 @@ def beam_search(
     max_len_b: int = 50,
     use_cache: bool = True,
 ) -> list[Hypothesis]:
-    """Best hypothesis per source sentence. ``src``: [B, S] ids with EOS, padded."""
+    """Best hypothesis per source sentence. ``src``: [B, S] ids with EOS, padded.
+
+    Sentences that are done leave the batch (their rows of the encoder output, the caches and
+    the beams are dropped), so late steps only compute the sentences still being decoded."""
     pad_id = model.pad_id
     device = src.device
     b, k = src.size(0), beam
     memory, mask = model.encode(src)
     memory = memory.repeat_interleave(k, dim=0)
     mask = mask.repeat_interleave(k, dim=0)
-    max_len = (source_lengths(src, pad_id, eos_id) + max_len_b).repeat_interleave(k)  # [B*K]
-    lp_max = length_penalty(max_len.view(b, k)[:, 0].float(), alpha)  # [B]
+    max_len = (source_lengths(src, pad_id, eos_id) + max_len_b).repeat_interleave(k)  # [n*K]
+    lp_max = length_penalty(max_len.view(b, k)[:, 0].float(), alpha)  # [n]
+    sent = list(range(b))  # original index of each sentence still in the batch
 
     # Only beam 0 is live at the start, so the first step expands one hypothesis.
     scores = torch.full((b, k), float("-inf"), device=device)
@@ -100,15 +105,25 @@ def beam_search(
     tokens = torch.full((b * k, 1), bos_id, dtype=torch.long, device=device)
     cache = model.new_cache() if use_cache else None
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
-    active = torch.ones(b, dtype=torch.bool, device=device)
-    offsets = (torch.arange(b, device=device) * k)[:, None]
+    best_fin = [float("-inf")] * b
+    beams = torch.arange(k, device=device)
+
+    def settle(done: Iterable[int]) -> None:
+        """Sentences (batch positions) leaving without a finished hypothesis take their top
+        live beam: unreachable with forced EOS, but a sentence never returns nothing."""
+        for i in done:
+            if not finished[sent[i]]:
+                seq = tokens.view(len(sent), k, -1)[i, 0, 1:].tolist()
+                s = float(scores[i, 0])
+                finished[sent[i]].append(Hypothesis(seq, s / length_penalty(len(seq), alpha), s))
 
     for t in range(int(max_len.max())):
+        n = len(sent)
         if cache is not None:
             hidden = model.decode(tokens[:, -1:], memory, mask, cache=cache, start=t)
         else:
             hidden = model.decode(tokens, memory, mask)
-        lprobs = torch.log_softmax(model.project(hidden[:, -1]).float(), dim=-1)  # [B*K, V]
+        lprobs = torch.log_softmax(model.project(hidden[:, -1]).float(), dim=-1)  # [n*K, V]
         lprobs[:, pad_id] = float("-inf")
         lprobs[:, bos_id] = float("-inf")
         forced = (t + 1) >= max_len
@@ -117,50 +132,51 @@ def beam_search(
             lprobs[forced] = float("-inf")
             lprobs[forced, eos_id] = eos_lp
         vocab = lprobs.size(-1)
-        cand = (scores.view(-1, 1) + lprobs).view(b, k * vocab)
-        cand[~active] = float("-inf")
-        top_scores, top_idx = cand.topk(2 * k, dim=1)  # [B, 2K]
+        cand = (scores.view(-1, 1) + lprobs).view(n, k * vocab)
+        top_scores, top_idx = cand.topk(2 * k, dim=1)  # [n, 2K]
         top_beam, top_tok = top_idx // vocab, top_idx % vocab
 
         # Finalise EOS candidates that rank within the top K (as fairseq does).
         is_eos = (top_tok == eos_id) & torch.isfinite(top_scores)
         is_eos[:, k:] = False
         if bool(is_eos.any()):
-            length = t + 1
-            lp = length_penalty(length, alpha)
-            prev = tokens.view(b, k, -1)
+            lp = length_penalty(t + 1, alpha)
+            prev = tokens.view(n, k, -1)
             for i, j in is_eos.nonzero().tolist():
-                if len(finished[i]) < k and bool(active[i]):
+                if len(finished[sent[i]]) < k:
                     seq = prev[i, top_beam[i, j], 1:].tolist()
                     s = float(top_scores[i, j])
-                    finished[i].append(Hypothesis(seq, s / lp, s))
+                    finished[sent[i]].append(Hypothesis(seq, s / lp, s))
+                    best_fin[sent[i]] = max(best_fin[sent[i]], s / lp)
 
         # The K best non-EOS candidates continue.
         cont_scores = top_scores.masked_fill(top_tok == eos_id, float("-inf"))
         cont_scores, pick = cont_scores.topk(k, dim=1)
         beam_sel = top_beam.gather(1, pick)
         tok_sel = top_tok.gather(1, pick)
-        order = (offsets + beam_sel).view(-1)
+
+        # Early termination per sentence: K finished, or no live beam can beat the best one.
+        n_done = torch.tensor([len(finished[i]) for i in sent], device=device)
+        best = torch.tensor([best_fin[i] for i in sent], device=device)
+        active = (n_done < k) & ~(best >= cont_scores.max(dim=1).values / lp_max)
+        if not bool(active.any()):
+            settle(range(n))
+            break
+        keep = None if bool(active.all()) else active.nonzero().squeeze(1)
+        if keep is not None:
+            settle((~active).nonzero().squeeze(1).tolist())
+            beam_sel, tok_sel, cont_scores = beam_sel[keep], tok_sel[keep], cont_scores[keep]
+            rows = (keep[:, None] * k + beams).view(-1)  # the kept sentences' K rows
+            memory, mask, max_len = memory[rows], mask[rows], max_len[rows]
+            lp_max = lp_max[keep]
+            sent = [sent[i] for i in keep.tolist()]
+        else:
+            rows, keep = None, torch.arange(n, device=device)
+        order = (keep[:, None] * k + beam_sel).view(-1)
         tokens = torch.cat([tokens.index_select(0, order), tok_sel.view(-1, 1)], dim=1)
         scores = cont_scores
         if cache is not None:
-            model.reorder_cache(cache, order)
-
-        # Early termination per sentence.
-        n_done = torch.tensor([len(f) for f in finished], device=device)
-        best_fin = torch.tensor(
-            [max((h.score for h in f), default=float("-inf")) for f in finished], device=device
-        )
-        best_live = scores.max(dim=1).values / lp_max
-        active &= (n_done < k) & ~(best_fin >= best_live)
-        if not bool(active.any()):
-            break
-
-    results = []
-    for i in range(b):
-        if not finished[i]:  # cannot happen with forced EOS, but never return nothing
-            seq = tokens.view(b, k, -1)[i, 0, 1:].tolist()
-            s = float(scores[i, 0])
-            finished[i].append(Hypothesis(seq, s / length_penalty(len(seq), alpha), s))
-        results.append(max(finished[i], key=lambda h: h.score))
-    return results
+            model.reorder_cache(cache, order, rows)
+    else:
+        settle(range(len(sent)))  # still live at the maximum length
+    return [max(f, key=lambda h: h.score) for f in finished]

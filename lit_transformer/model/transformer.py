@@ -97,12 +97,22 @@ class Transformer(nn.Module):
         return [{} for _ in self.decoder]
 
     @staticmethod
-    def reorder_cache(cache: DecoderCache, order: Tensor) -> None:
-        """Select batch entries (beam hypotheses) of every cached tensor, in place."""
+    def reorder_cache(
+        cache: DecoderCache, order: Tensor, static_order: Tensor | None = None
+    ) -> None:
+        """Select batch entries of the cached tensors, in place: the self-attention keys/values
+        by ``order`` (beam hypotheses), the encoder–decoder ones by ``static_order`` only.
+
+        A beam reorder stays within each sentence, whose K beams share the same encoder
+        keys/values, so those are only selected when sentences leave the batch. (An ``order``
+        that mixes sentences needs ``static_order`` too, or the encoder keys/values go stale.)"""
         for layer in cache:
-            for kv in layer.values():
+            for name, kv in layer.items():
+                select = static_order if name == "cross" else order
+                if select is None:
+                    continue
                 for key in kv:
-                    kv[key] = kv[key].index_select(0, order)
+                    kv[key] = kv[key].index_select(0, select)
 
     def project(self, hidden: Tensor) -> Tensor:
         """Pre-softmax projection: logits over the vocabulary."""

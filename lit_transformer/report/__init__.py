@@ -43,13 +43,32 @@ def _curves(study: optuna.Study) -> dict[str, pd.DataFrame]:
     return out
 
 
+def _budget(attrs: dict[str, Any]) -> str:
+    """The per-trial budget the sweep recorded (older studies: read from their spec file)."""
+    budget = attrs.get("budget")
+    if budget is None and attrs.get("spec"):
+        try:
+            from lit_transformer.sweep.spec import load_spec
+
+            budget = load_spec(attrs["spec"]).budget
+        except (ConfigError, OSError):
+            return "?"
+    if not budget:
+        return "each row's own trainer.max_steps" if budget == {} else "?"
+    parts = {"max_minutes": "{} min of training", "max_steps": "{} steps"}
+    text = " or ".join(parts[k].format(v) for k, v in budget.items())
+    return text + (", whichever ends first" if len(budget) > 1 else "")
+
+
 def make_report(
     storage: str,
     study_name: str,
     out: Path,
     ablation_path: str | None = None,
     wandb: str = "offline",
+    notes: str | None = None,
 ) -> dict[str, Any]:
+    """Write the report into ``out``; ``notes`` (Markdown) is added as the report's Notes."""
     from lit_transformer.sweep.storage import open_storage
 
     try:
@@ -60,26 +79,39 @@ def make_report(
     path = ablation_path or attrs.get("ablation")
     if not path:
         raise ConfigError("the study does not name its ablation file: pass --ablation")
+    if not ablation_path and not Path(path).is_file():
+        # The study moved (a committed study file): the same file name in this checkout.
+        moved = Path("ablations") / Path(path).name
+        path = str(moved) if moved.is_file() else path
     ablation = load_ablation(path)
-    frame = build_table(study, ablation, _dev_refs(ablation))
+    refs = _dev_refs(ablation)
+    frame = build_table(study, ablation, refs)
     trials = [t for t in study.trials if t.datetime_start and t.datetime_complete]
     span = (
         max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
         if trials
         else None
     )
+    data = ablation.row_config(ablation.rows[0].id).data
+    signatures = {t.user_attrs.get("bleu_signature") for t in study.trials} - {None}
     meta = {
         "study": study_name,
-        "command": attrs.get("command", "?"),
-        "scale": ablation.scale or "?",
-        "data": attrs.get("data", ablation.row_config(ablation.rows[0].id).data.corpus),
+        "command": " ; then ".join(attrs.get("commands") or [attrs.get("command", "?")]),
+        "scale": f"{ablation.scale or '?'}: {ablation.description}".rstrip(": "),
+        "budget per trial": _budget(attrs),
+        "data": f"{data.corpus} {data.src_lang}→{data.tgt_lang}, dev PPL and BLEU on its dev split"
+        + (f" ({len(refs)} sentences)" if refs else ""),
+        "BLEU": "sacreBLEU " + (", ".join(sorted(signatures)) or "?"),
         "hardware": attrs.get("hardware", "?"),
         "wall time": f"{span.total_seconds() / 3600:.2f} h (first trial start to last end)"
         if span
         else "?",
+        "caveat": "the paper's columns are its own figures (paper-scale models on WMT 2014 EN-DE, "
+        "newstest2013, 100k steps); where scale or data differ, compare the direction of each "
+        "row's change vs base, not absolute values",
     }
     s = summary(frame)
-    written = write_all(frame, s, meta, _curves(study), out)
+    written = write_all(frame, s, meta, _curves(study), out, notes)
     if wandb != "disabled":
         log_to_wandb(frame, [p for p in written if p.suffix == ".png"], study_name, out, wandb)
     return {"summary": s, "files": [str(p) for p in written]}

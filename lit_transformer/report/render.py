@@ -149,6 +149,7 @@ def write_all(
     meta: dict[str, str],
     curves: dict[str, pd.DataFrame],
     out: Path,
+    notes: str | None = None,
 ) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     shown = display_frame(frame)
@@ -164,6 +165,8 @@ def write_all(
         shown.to_markdown(index=False),
         "",
     ]
+    if notes:
+        md += ["## Notes", "", notes.strip(), ""]
     (out / "table3.md").write_text("\n".join(md), encoding="utf-8")
     written.append(out / "table3.md")
     tex_cols = [
@@ -200,11 +203,18 @@ def write_all(
         + "</ul>"
         + shown.to_html(index=False, escape=True)
         + imgs
+        + (_notes_html(notes) if notes else "")
         + "</body></html>"
     )
     (out / "index.html").write_text(page, encoding="utf-8")
     written.append(out / "index.html")
     return written
+
+
+def _notes_html(notes: str) -> str:
+    """The notes as paragraphs (their Markdown is shown as text, not rendered)."""
+    paras = [p.strip() for p in notes.strip().split("\n\n") if p.strip()]
+    return "<h2>Notes</h2>" + "".join(f"<p>{html.escape(p)}</p>" for p in paras)
 
 
 def log_to_wandb(frame: pd.DataFrame, pngs: list[Path], study: str, out: Path, mode: str) -> None:

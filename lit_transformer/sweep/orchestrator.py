@@ -165,6 +165,21 @@ def hardware() -> str:
     return text
 
 
+def record_provenance(study: optuna.Study, spec: SweepSpec, command: str) -> None:
+    """What ran, on what, for reports: set once per study; a later run with a different
+    command (more seeds, say) is added to ``commands``."""
+    attrs = study.user_attrs
+    if "ablation" not in attrs:
+        study.set_user_attr("ablation", str(spec.ablation.path.resolve()))
+        study.set_user_attr("spec", str(spec.path))
+        study.set_user_attr("hardware", hardware())
+        study.set_user_attr("budget", dict(spec.budget))
+        study.set_user_attr("command", command)
+    commands = attrs.get("commands") or [attrs.get("command", command)]
+    if command not in commands:
+        study.set_user_attr("commands", [*commands, command])
+
+
 def _die_with_parent() -> None:
     """Child side of Popen: get SIGKILL when the worker dies, so no orphan keeps training."""
     try:
@@ -182,7 +197,10 @@ class Worker:
         run_dir: Path,
         threads: int | None = None,
         wandb: str = "offline",
+        command: str | None = None,
     ) -> None:
+        """``command``: the user's command line, recorded with the study (None in the worker
+        processes a multi-worker sweep starts, whose parent records it)."""
         self.spec, self.url, self.name = spec, storage_url, study_name
         self.run_dir = run_dir
         self.threads = threads
@@ -191,14 +209,8 @@ class Worker:
         self.study = load_or_create_study(
             self.storage, study_name, build_sampler(spec.sampler), build_pruner(spec.pruner)
         )
-        # Provenance for reports: what ran, on what.
-        if "ablation" not in self.study.user_attrs:
-            self.study.set_user_attr("ablation", str(spec.ablation.path.resolve()))
-            self.study.set_user_attr("spec", str(spec.path))
-            self.study.set_user_attr("hardware", hardware())
-            self.study.set_user_attr(
-                "command", f"lit-transformer sweep {spec.path} --study-name {study_name}"
-            )
+        if command is not None:
+            record_provenance(self.study, spec, command)
 
     def run(self) -> int:
         """Work until the study has nothing left; returns the number of trials run."""

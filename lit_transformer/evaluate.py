@@ -7,7 +7,7 @@ from typing import Any
 
 import lightning as L
 
-from lit_transformer.decoding.translate import load_module
+from lit_transformer.decoding.translate import decode_precision, load_module
 from lit_transformer.training.run import build_datamodule
 
 
@@ -19,9 +19,13 @@ def evaluate_checkpoint(
     alpha: float = 0.6,
     corpus: str | None = None,
     split: str | None = None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
+    """Scores as the trial's own final evaluation computes them: by default in the precision
+    the model was trained in."""
     module = load_module(ckpt)
     cfg = module.cfg
+    precision = decode_precision(module, precision)
     if data_root:
         cfg.data.data_root = data_root
     if corpus:
@@ -38,6 +42,7 @@ def evaluate_checkpoint(
     trainer = L.Trainer(
         accelerator="auto",
         devices=1,
+        precision=precision,
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -54,6 +59,7 @@ def evaluate_checkpoint(
         "stage": stage,
         "beam": beam,
         "alpha": alpha,
+        "precision": precision,
         "ppl": module.last_eval.get(f"{prefix}/ppl"),
         "bleu": module.last_eval.get(f"{prefix}/bleu"),
         "sentences": module.last_eval.get(f"{prefix}/sentences"),

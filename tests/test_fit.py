@@ -150,6 +150,36 @@ def test_test_command_scores_a_checkpoint(trained, small_data_root, capsys):
     assert metrics["sentences"] == 40 and metrics["bleu"] is not None and metrics["ppl"] > 1
 
 
+def test_evaluation_precision_defaults_to_the_training_precision(
+    trained, small_data_root, tmp_path, capsys
+):
+    """The tiny model trained in fp32, so scoring it decodes in fp32 unless asked; bf16
+    autocast is the same beam search with bf16 matmuls (its scores are close, not equal)."""
+    from lit_transformer.decoding.translate import load_translator
+
+    ckpt = str(trained / "model.ckpt")
+    argv = ["test", "--ckpt", ckpt, "--data-root", str(small_data_root), "--beam", "2"]
+    scores = {}
+    for extra in ([], ["--precision", "32"], ["--precision", "bf16-mixed"]):
+        assert main([*argv, *extra]) == 0
+        metrics = json.loads(capsys.readouterr().out)
+        scores[metrics["precision"] + ("" if extra else " default")] = metrics
+    assert {k: v["bleu"] for k, v in scores.items() if k.startswith("32")} == {
+        "32 default": scores["32"]["bleu"],
+        "32": scores["32"]["bleu"],
+    }
+    assert scores["bf16-mixed"]["ppl"] == pytest.approx(scores["32"]["ppl"], rel=0.05)
+    assert scores["bf16-mixed"]["ppl"] != scores["32"]["ppl"]  # it did run in bf16
+    assert load_translator(ckpt).precision == "32"
+    bf16 = load_translator(ckpt, "bf16-mixed")
+    assert len(bf16.translate(["A man is riding a bike.", "Two dogs play."])) == 2
+    src = tmp_path / "in.en"
+    src.write_text("A dog.\n")
+    with pytest.raises(SystemExit) as exc:  # argparse: one usage line, exit 2
+        main(["translate", "--ckpt", ckpt, "--input", str(src), "--precision", "16"])
+    assert exc.value.code == 2
+
+
 def test_evaluation_encodes_with_the_checkpoints_tokenizer(
     trained, small_data_root, tmp_path, capsys
 ):

@@ -18,6 +18,9 @@ from typing import Any
 
 from lit_transformer.config import ConfigError
 
+PRECISIONS = ["32", "bf16-mixed"]
+PRECISION_HELP = "decoding precision (default: the one the model was trained in)"
+
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 
@@ -159,6 +162,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         corpus=args.corpus,
         split=args.split,
+        precision=args.precision,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -168,7 +172,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_translate(args: argparse.Namespace) -> int:
     from lit_transformer.decoding.translate import load_translator
 
-    translator = load_translator(args.ckpt)
+    translator = load_translator(args.ckpt, args.precision)
     if args.input and args.input != "-":
         path = Path(args.input)
         if not path.is_file():
@@ -352,9 +356,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             f"speed-up {result['speedup_vs_plain']:.2f}x"
         )
     elif args.what == "decode":
-        result = bench.bench_decode(args.ckpt, args.data_root, args.split, args.beam, args.limit)
+        result = bench.bench_decode(
+            args.ckpt, args.data_root, args.split, args.beam, args.limit, args.precision
+        )
         text = (
-            f"{result['sentences']} sentences, beam {result['beam']}: cached "
+            f"{result['sentences']} sentences, beam {result['beam']}, {result['precision']}: "
+            "cached "
             f"{result['cached']['seconds']:.1f} s ({result['cached']['sentences_per_s']:.1f}/s), "
             f"uncached {result['uncached']['seconds']:.1f} s; speed-up "
             f"{result['cache_speedup']:.2f}x, identical output: {result['identical_output']}"
@@ -425,12 +432,22 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--split", help="split or role (default: dev for validate, test for test)")
         sp.add_argument("--beam", type=int, default=4)
         sp.add_argument("--alpha", type=float, default=0.6)
+        sp.add_argument(
+            "--precision",
+            choices=["32", "bf16-mixed"],
+            help="decoding precision (default: the one the model was trained in)",
+        )
 
     sp = sub.add_parser("translate", help="translate raw lines (stdin or --input) with beam search")
     sp.add_argument("--ckpt", required=True)
     sp.add_argument("--input", help="file of source lines (default: stdin)")
     sp.add_argument("--beam", type=int, default=4)
     sp.add_argument("--alpha", type=float, default=0.6)
+    sp.add_argument(
+        "--precision",
+        choices=["32", "bf16-mixed"],
+        help="decoding precision (default: the one the model was trained in)",
+    )
 
     sp = sub.add_parser("sweep", help="run (or resume) an Optuna study from a sweeps/*.yaml spec")
     sp.add_argument("spec", help="study spec, e.g. sweeps/table3-cpu.yaml")
@@ -487,6 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--split", default="test")
     b.add_argument("--beam", type=int, default=4)
     b.add_argument("--limit", type=int, help="first N sentences only")
+    b.add_argument(
+        "--precision",
+        choices=["32", "bf16-mixed"],
+        help="decoding precision (default: the one the model was trained in)",
+    )
     b.add_argument("--json", action="store_true")
     b = bench_sub.add_parser("batching", help="real-token fraction of training batches")
     b.add_argument("--corpus", default="multi30k")

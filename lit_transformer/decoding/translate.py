@@ -1,4 +1,9 @@
-"""Raw text in, raw text out: tokenise, batch by length, beam search, detokenise."""
+"""Raw text in, raw text out: tokenise, batch by length, beam search, detokenise.
+
+Decoding runs in the precision the model was trained in (``trainer.precision`` in its
+checkpoint), as the validation inside a trial does, unless a precision is given: a
+``bf16-mixed`` model decodes under bf16 autocast (matmuls in bf16, softmax and scores in fp32).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from lit_transformer.config import ConfigError
 from lit_transformer.decoding.beam import beam_search
 from lit_transformer.training.average import CheckpointError
 
@@ -52,11 +58,23 @@ def load_module(ckpt: str | Path):
     return module
 
 
+PRECISIONS = ("32", "bf16-mixed")
+
+
+def decode_precision(module, precision: str | None) -> str:
+    """``precision``, or the one the checkpoint's model was trained in."""
+    chosen = precision or str(module.cfg.trainer.precision)
+    if chosen not in PRECISIONS:
+        raise ConfigError(f"decoding precision must be 32 or bf16-mixed, got {chosen!r}")
+    return chosen
+
+
 class Translator:
-    def __init__(self, module, max_tokens: int = 2000) -> None:
+    def __init__(self, module, max_tokens: int = 2000, precision: str | None = None) -> None:
         self.module = module
         self.tokenizer = module.tokenizer
         self.max_tokens = max_tokens
+        self.precision = decode_precision(module, precision)
 
     def _batches(self, ids: list[list[int]]) -> Iterator[list[int]]:
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -89,19 +107,21 @@ class Translator:
             for row, i in enumerate(real):
                 seq = ids[i] + [m.eos_id]
                 src[row, : len(seq)] = torch.tensor(seq)
-            hyps = beam_search(
-                m.model,
-                src.to(device),
-                m.bos_id,
-                m.eos_id,
-                beam=beam,
-                alpha=alpha,
-                use_cache=use_cache,
-            )
+            bf16 = self.precision == "bf16-mixed"
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                hyps = beam_search(
+                    m.model,
+                    src.to(device),
+                    m.bos_id,
+                    m.eos_id,
+                    beam=beam,
+                    alpha=alpha,
+                    use_cache=use_cache,
+                )
             for i, text in zip(real, self.tokenizer.decode([h.tokens for h in hyps]), strict=True):
                 out[i] = text
         return out
 
 
-def load_translator(ckpt: str | Path) -> Translator:
-    return Translator(load_module(ckpt))
+def load_translator(ckpt: str | Path, precision: str | None = None) -> Translator:
+    return Translator(load_module(ckpt), precision=precision)

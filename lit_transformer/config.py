@@ -99,6 +99,9 @@ class OptimConfig:
 class TrainerConfig:
     max_steps: int = -1
     max_minutes: float | None = None
+    # Whether validation inside fit uses the max_minutes budget (Lightning's max_time: wall
+    # time) or comes on top of it (false: training time only, same steps for equal rows).
+    budget_counts_validation: bool = True
     max_epochs: int | None = None
     accumulate_grad_batches: int = 1
     precision: str = "32"  # "32" or "bf16-mixed"
@@ -130,6 +133,11 @@ class TrainerConfig:
             )
         if self.accumulate_grad_batches <= 0:
             raise ConfigError("trainer.accumulate_grad_batches must be positive")
+        if not isinstance(self.budget_counts_validation, bool):
+            raise ConfigError(
+                "trainer.budget_counts_validation must be true or false, "
+                f"got {self.budget_counts_validation!r}"
+            )
         if self.wandb not in ("online", "offline", "disabled"):
             raise ConfigError(
                 f"trainer.wandb must be online, offline or disabled, got {self.wandb!r}"

@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lit_transformer.config import RunConfig
 from lit_transformer.data.datamodule import TranslationDataModule
 from lit_transformer.training.average import average_checkpoints, find_checkpoints, save_atomic
+from lit_transformer.training.budget import TrainingTimeBudget
 from lit_transformer.training.loggers import build_loggers
 from lit_transformer.training.module import LitTransformer
 
@@ -125,6 +126,11 @@ def build_trainer(spec: RunSpec, loggers: list | bool, callbacks: list) -> L.Tra
         )
     else:
         kwargs.update(check_val_every_n_epoch=tr.check_val_every_n_epoch)
+    max_time = None
+    if tr.max_minutes and tr.budget_counts_validation:
+        max_time = {"minutes": tr.max_minutes}
+    elif tr.max_minutes:
+        callbacks = [*callbacks, TrainingTimeBudget(tr.max_minutes)]
     accelerator = tr.accelerator
     strategy = tr.strategy
     if tr.devices > 1 and strategy == "auto":
@@ -136,7 +142,7 @@ def build_trainer(spec: RunSpec, loggers: list | bool, callbacks: list) -> L.Tra
         precision=tr.precision,
         max_steps=tr.max_steps,
         max_epochs=tr.max_epochs if tr.max_epochs is not None else -1,
-        max_time={"minutes": tr.max_minutes} if tr.max_minutes else None,
+        max_time=max_time,
         accumulate_grad_batches=tr.accumulate_grad_batches,
         gradient_clip_val=spec.config.optim.clip_grad_norm,
         log_every_n_steps=tr.log_every_n_steps,

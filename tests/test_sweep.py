@@ -186,6 +186,42 @@ def test_seeds_flag_runs_one_seed_first_and_a_rerun_adds_the_rest(
     ]
 
 
+def test_forked_trials_match_command_line_trials(tmp_path, tiny_spec_dir, env, small_data_root):
+    """Trials forked from the worker's fork server give the results, logs and W&B runs of
+    trials started as ``python -m lit_transformer fit``; a bad launch mode is one line."""
+    spec = write_spec(
+        tiny_spec_dir,
+        "launch",
+        "rows: [base, A-h1]\nseeds: [1]\nbudget: {max_steps: 4}\nbeam: 1\n",
+    )
+    env = {**env, "LIT_TRANSFORMER_DATA": str(small_data_root), "WANDB_MODE": "offline"}
+    results = {}
+    for mode in ("fork", "subprocess"):
+        run_dir = tmp_path / mode
+        proc = sweep(
+            str(spec),
+            "--run-dir",
+            str(run_dir),
+            "--wandb",
+            "offline",
+            env={**env, "LIT_TRANSFORMER_TRIAL_LAUNCH": mode},
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        study = load(f"sqlite:///{run_dir / 'launch.db'}", "launch")
+        results[mode] = {t.params["row"]: t.value for t in study.trials}
+        for row in ("base", "A-h1"):
+            trial_dir = run_dir / "launch" / row / "seed1"
+            assert "result: " in (trial_dir / "trial.log").read_text()  # output went to the log
+            runs = list((trial_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+            assert len(runs) == 1 and runs[0].stat().st_size > 0
+    assert results["fork"] == results["subprocess"]  # same seeds, same numbers
+    bad_env = {**env, "LIT_TRANSFORMER_TRIAL_LAUNCH": "x"}
+    bad = sweep(str(spec), "--run-dir", str(tmp_path / "bad"), env=bad_env)
+    assert bad.returncode != 0 and "LIT_TRANSFORMER_TRIAL_LAUNCH must be" in bad.stderr
+    assert bad.stderr.strip().startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1
+
+
 def test_divergence_fails_with_reason_and_the_sweep_goes_on(
     tmp_path, tiny_spec_dir, env, small_data_root
 ):
@@ -207,6 +243,24 @@ def test_divergence_fails_with_reason_and_the_sweep_goes_on(
     assert states["D-diverge"].state == TrialState.FAIL
     assert "diverged" in states["D-diverge"].user_attrs["fail_reason"]
     assert "nan" in states["D-diverge"].user_attrs["fail_reason"].lower()
+
+
+def descendants(pid: int) -> list[int]:
+    """Processes below ``pid`` (from /proc), excluding zombies."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 def test_killed_worker_is_resumed_from_checkpoint(tmp_path, tiny_spec_dir, env, small_data_root):
@@ -237,8 +291,16 @@ def test_killed_worker_is_resumed_from_checkpoint(tmp_path, tiny_spec_dir, env, 
     while (killed := running_with_checkpoint()) is None and time.time() < deadline:
         time.sleep(0.2)
     assert killed, "no trial wrote a checkpoint"
+    trial_procs = descendants(worker.pid)  # the fork server and the trial it forked
+    assert trial_procs
     worker.send_signal(signal.SIGKILL)
     worker.wait()
+    deadline = time.time() + 20
+    while (
+        alive := [p for p in trial_procs if Path(f"/proc/{p}").exists()]
+    ) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not alive, "the trial outlived its worker"
     # Re-run the same command: the dead trial goes stale, is retried and resumes.
     proc = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -12,13 +12,10 @@ and the retried trial resumes from ``DIR/checkpoints/last.ckpt`` in the same dir
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from lit_transformer.config import ConfigError
+from lit_transformer.sweep.launch import TrialLauncher
 from lit_transformer.sweep.spec import SweepSpec
 from lit_transformer.sweep.status import all_params
 from lit_transformer.sweep.storage import (
@@ -180,14 +178,6 @@ def record_provenance(study: optuna.Study, spec: SweepSpec, command: str) -> Non
         study.set_user_attr("commands", [*commands, command])
 
 
-def _die_with_parent() -> None:
-    """Child side of Popen: get SIGKILL when the worker dies, so no orphan keeps training."""
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 class Worker:
     def __init__(
         self,
@@ -202,6 +192,7 @@ class Worker:
         """``command``: the user's command line, recorded with the study (None in the worker
         processes a multi-worker sweep starts, whose parent records it)."""
         self.spec, self.url, self.name = spec, storage_url, study_name
+        self.launcher = TrialLauncher()
         self.run_dir = run_dir
         self.threads = threads
         self.wandb = wandb
@@ -267,10 +258,7 @@ class Worker:
             "host": socket.gethostname(),
         }.items():
             trial.set_user_attr(key, value)
-        cmd = [
-            sys.executable,
-            "-m",
-            "lit_transformer",
+        argv = [
             "fit",
             "--ablation",
             str(spec.ablation.path),
@@ -294,21 +282,18 @@ class Worker:
             self.wandb,
         ]
         if not spec.test:
-            cmd.append("--no-test")
-        env = {**os.environ, STORAGE_ENV: self.url}
+            argv.append("--no-test")
+        env = {STORAGE_ENV: self.url}
         if self.threads:
             env["OMP_NUM_THREADS"] = str(self.threads)
         t0 = time.time()
-        with open(out / "trial.log", "ab") as log:
-            proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent
-            )
-            while proc.poll() is None:
-                self.storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
-                try:
-                    proc.wait(timeout=HEARTBEAT_INTERVAL)
-                except subprocess.TimeoutExpired:
-                    pass
+        proc = self.launcher.start(argv, out / "trial.log", env, spec.devices)
+        while proc.poll() is None:
+            self.storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
+            try:
+                proc.wait(timeout=HEARTBEAT_INTERVAL)
+            except subprocess.TimeoutExpired:
+                pass
         self.finish(trial, out, proc.returncode, time.time() - t0)
 
     def finish(self, trial: optuna.Trial, out: Path, code: int, wall: float) -> None:

@@ -1,0 +1,141 @@
+"""How a worker starts a trial's process.
+
+Every trial is its own process (the sweep's first rule). Starting one as ``python -m
+lit_transformer fit …`` re-imports torch, Lightning and W&B each time: about 4 s on the 2-core
+development CPU, over a quarter of a 5-minute trial's fixed overhead (BENCHMARKS.md). So a
+worker forks single-device trials from a *fork server*: a clean process started once per
+worker, which has only imported those modules. It has opened no files, sockets or thread pools,
+so each trial starts the way a fresh interpreter would, minus the imports.
+
+DDP trials (``devices > 1``) still start as a command line: Lightning's ``ddp`` re-launches
+``sys.argv`` for every rank. ``LIT_TRANSFORMER_TRIAL_LAUNCH=subprocess`` turns the fork server
+off.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+from lit_transformer.config import ConfigError
+
+LAUNCH_ENV = "LIT_TRANSFORMER_TRIAL_LAUNCH"
+PRELOAD = ["lit_transformer.cli.main", "lit_transformer.training.run", "sacrebleu", "wandb"]
+
+
+def die_with_parent() -> None:
+    """Get SIGKILL when the parent dies, so no orphan keeps training."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def launch_mode() -> str:
+    mode = os.environ.get(LAUNCH_ENV, "fork")
+    if mode not in ("fork", "subprocess"):
+        raise ConfigError(f"{LAUNCH_ENV} must be 'fork' or 'subprocess', got {mode!r}")
+    return mode
+
+
+def use_fork_server(devices: int) -> bool:
+    return launch_mode() == "fork" and devices == 1 and sys.platform == "linux"
+
+
+def _trial_main(argv: list[str], log: str, env: dict[str, str]) -> None:
+    """The trial process: output to its log, then what ``python -m lit_transformer`` does."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    # The fork server is our parent. It exits once the worker and every trial have closed
+    # its "alive" pipe, which it hands to each child: close ours, so a dead worker takes the
+    # fork server and, through the parent-death signal, this trial with it.
+    from multiprocessing import forkserver
+
+    alive = forkserver._forkserver._forkserver_alive_fd  # noqa: SLF001
+    if alive is not None:
+        os.close(alive)
+        forkserver._forkserver._forkserver_alive_fd = None  # noqa: SLF001
+    parent = os.getppid()
+    die_with_parent()
+    if os.getppid() != parent:  # the fork server died before the signal was armed
+        os._exit(1)
+    os.environ.update(env)
+    if env.get("OMP_NUM_THREADS"):
+        import torch
+
+        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
+    sys.argv = ["lit-transformer", *argv]
+    code = 1
+    try:
+        from lit_transformer.cli.main import main
+
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the log gets the traceback, the worker the code
+        traceback.print_exc()
+    finally:
+        # A forked process leaves through os._exit, which skips atexit: run the handlers an
+        # interpreter exit runs (W&B finishes its run there).
+        atexit._run_exitfuncs()  # noqa: SLF001
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
+class ForkedTrial:
+    """A forked trial with the part of ``subprocess.Popen``'s interface a worker uses."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        self.process = process
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.exitcode
+
+    def poll(self) -> int | None:
+        return self.process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            raise subprocess.TimeoutExpired("trial", timeout or 0.0)
+        return self.process.exitcode
+
+
+class TrialLauncher:
+    """Starts trials: forked from this worker's fork server, or as a command line."""
+
+    def __init__(self) -> None:
+        launch_mode()  # a bad setting fails before any trial is claimed
+        self._ctx: multiprocessing.context.ForkServerContext | None = None
+
+    def start(
+        self, argv: list[str], log: Path, env: dict[str, str], devices: int
+    ) -> ForkedTrial | subprocess.Popen:
+        if not use_fork_server(devices):
+            with open(log, "ab") as fh:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "lit_transformer", *argv],
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, **env},
+                    preexec_fn=die_with_parent,
+                )
+        if self._ctx is None:
+            self._ctx = multiprocessing.get_context("forkserver")
+            self._ctx.set_forkserver_preload(PRELOAD)
+        process = self._ctx.Process(target=_trial_main, args=(argv, str(log), env), daemon=False)
+        process.start()
+        return ForkedTrial(process)

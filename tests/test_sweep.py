@@ -263,7 +263,12 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def test_killed_worker_is_resumed_from_checkpoint(tmp_path, tiny_spec_dir, env, small_data_root):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["killed", "interrupted"])
+def test_killed_worker_is_resumed_from_checkpoint(
+    sig, tmp_path, tiny_spec_dir, env, small_data_root
+):
+    """A worker that dies (SIGKILL) or stops on an exception (Ctrl-C) takes its trial with it;
+    the re-run retries the trial from its last checkpoint."""
     spec = write_spec(
         tiny_spec_dir,
         "kill",
@@ -293,8 +298,8 @@ def test_killed_worker_is_resumed_from_checkpoint(tmp_path, tiny_spec_dir, env, 
     assert killed, "no trial wrote a checkpoint"
     trial_procs = descendants(worker.pid)  # the fork server and the trial it forked
     assert trial_procs
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
+    worker.send_signal(sig)
+    assert worker.wait(timeout=60) != 0
     deadline = time.time() + 20
     while (
         alive := [p for p in trial_procs if Path(f"/proc/{p}").exists()]

@@ -62,11 +62,13 @@ PRECISIONS = ("32", "bf16-mixed")
 
 
 def decode_precision(module, precision: str | None) -> str:
-    """``precision``, or the one the checkpoint's model was trained in."""
-    chosen = precision or str(module.cfg.trainer.precision)
-    if chosen not in PRECISIONS:
-        raise ConfigError(f"decoding precision must be 32 or bf16-mixed, got {chosen!r}")
-    return chosen
+    """``precision``, or the one closest to the checkpoint's training precision: bf16 autocast
+    for a bf16 model, fp32 otherwise (fp16 is no use on CPUs)."""
+    if precision is not None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"decoding precision must be 32 or bf16-mixed, got {precision!r}")
+        return precision
+    return "bf16-mixed" if str(module.cfg.trainer.precision).startswith("bf16") else "32"
 
 
 class Translator:

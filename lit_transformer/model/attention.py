@@ -29,7 +29,8 @@ def _causal_bias(t: int, device: torch.device) -> Tensor:
 def _cpu_attention(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float, is_causal: bool
 ) -> Tensor:
-    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(q.size(-1) ** -0.5)
+    # Scores and softmax in fp32 (CPU autocast would keep them in bf16); a no-op in fp32.
+    scores = torch.matmul(q, k.transpose(-2, -1)).float().mul_(q.size(-1) ** -0.5)
     if is_causal:
         scores = scores + _causal_bias(q.size(-2), q.device)
     if mask is not None:

@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -62,14 +63,17 @@ def _trial_main(argv: list[str], log: str, env: dict[str, str]) -> None:
     # fork server and, through the parent-death signal, this trial with it.
     from multiprocessing import forkserver
 
-    alive = forkserver._forkserver._forkserver_alive_fd  # noqa: SLF001
-    if alive is not None:
-        os.close(alive)
-        forkserver._forkserver._forkserver_alive_fd = None  # noqa: SLF001
     parent = os.getppid()
     die_with_parent()
     if os.getppid() != parent:  # the fork server died before the signal was armed
         os._exit(1)
+    alive = forkserver._forkserver._forkserver_alive_fd  # noqa: SLF001
+    if alive is not None:
+        os.close(alive)
+        forkserver._forkserver._forkserver_alive_fd = None  # noqa: SLF001
+    # A fresh interpreter's default start method (a forked child inherits "forkserver"), for
+    # DataLoader workers and anything else the trial starts.
+    multiprocessing.set_start_method(None, force=True)
     os.environ.update(env)
     if env.get("OMP_NUM_THREADS"):
         import torch
@@ -86,8 +90,9 @@ def _trial_main(argv: list[str], log: str, env: dict[str, str]) -> None:
     except BaseException:  # noqa: BLE001 - the log gets the traceback, the worker the code
         traceback.print_exc()
     finally:
-        # A forked process leaves through os._exit, which skips atexit: run the handlers an
-        # interpreter exit runs (W&B finishes its run there).
+        # A forked process leaves through os._exit, which skips what interpreter exit does:
+        # join non-daemon threads, then run the atexit handlers (W&B finishes its run there).
+        threading._shutdown()  # noqa: SLF001
         atexit._run_exitfuncs()  # noqa: SLF001
         sys.stdout.flush()
         sys.stderr.flush()
@@ -106,6 +111,9 @@ class ForkedTrial:
 
     def poll(self) -> int | None:
         return self.process.exitcode
+
+    def kill(self) -> None:
+        self.process.kill()
 
     def wait(self, timeout: float | None = None) -> int | None:
         self.process.join(timeout)

@@ -288,12 +288,19 @@ class Worker:
             env["OMP_NUM_THREADS"] = str(self.threads)
         t0 = time.time()
         proc = self.launcher.start(argv, out / "trial.log", env, spec.devices)
-        while proc.poll() is None:
-            self.storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
-            try:
-                proc.wait(timeout=HEARTBEAT_INTERVAL)
-            except subprocess.TimeoutExpired:
-                pass
+        try:
+            while proc.poll() is None:
+                self.storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
+                try:
+                    proc.wait(timeout=HEARTBEAT_INTERVAL)
+                except subprocess.TimeoutExpired:
+                    pass
+        except BaseException:
+            # The worker is going down (an error, Ctrl-C): its trial goes with it, as it would
+            # if the worker were killed; the stale trial is retried from its last checkpoint.
+            proc.kill()
+            proc.wait()
+            raise
         self.finish(trial, out, proc.returncode, time.time() - t0)
 
     def finish(self, trial: optuna.Trial, out: Path, code: int, wall: float) -> None:

@@ -185,3 +185,18 @@ def test_significance_agrees_with_sacrebleu_cli(tmp_path):
     cli_p = next(s for s in cli if s["system"] != "Baseline" and "better" in s["system"])
     assert p == pytest.approx(float(cli_p["BLEU"]["p_value"]))
     assert p < 0.05
+
+
+def test_budget_line_says_whether_validation_counted():
+    from lit_transformer.report import _budget
+
+    assert _budget({"budget": {"max_steps": 12}}) == "12 steps"
+    assert (
+        _budget({"budget": {"max_minutes": 5}})
+        == "5 min of training (periodic validation included)"
+    )
+    off = {"budget": {"max_minutes": 5, "max_steps": 900}, "budget_counts_validation": False}
+    assert (
+        _budget(off)
+        == "5 min of training (validation not counted) or 900 steps, whichever ends first"
+    )

@@ -180,6 +180,7 @@ def test_seeds_flag_runs_one_seed_first_and_a_rerun_adds_the_rest(
     assert again.returncode == 0, again.stderr[-3000:]
     study = load(url, "seeds")
     assert grid_counts(study) == Counter({(r, s): 1 for r in ("base", "A-h1") for s in (1, 2)})
+    assert study.user_attrs["budget_counts_validation"] is True  # the spec keeps the default
     assert study.user_attrs["commands"] == [
         f"lit-transformer sweep {spec} --seeds 1 --run-dir {tmp_path}",
         f"lit-transformer sweep {spec} --run-dir {tmp_path}",

@@ -55,7 +55,12 @@ def _budget(attrs: dict[str, Any]) -> str:
             return "?"
     if not budget:
         return "each row's own trainer.max_steps" if budget == {} else "?"
-    parts = {"max_minutes": "{} min of training", "max_steps": "{} steps"}
+    # Studies from before the option existed ran on Lightning's max_time: validation counted.
+    counted = attrs.get("budget_counts_validation", True) is not False
+    minutes = "{} min of training" + (
+        " (periodic validation included)" if counted else " (validation not counted)"
+    )
+    parts = {"max_minutes": minutes, "max_steps": "{} steps"}
     text = " or ".join(parts[k].format(v) for k, v in budget.items())
     return text + (", whichever ends first" if len(budget) > 1 else "")
 

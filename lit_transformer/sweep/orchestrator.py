@@ -172,6 +172,10 @@ def record_provenance(study: optuna.Study, spec: SweepSpec, command: str) -> Non
         study.set_user_attr("spec", str(spec.path))
         study.set_user_attr("hardware", hardware())
         study.set_user_attr("budget", dict(spec.budget))
+        trainer = spec.overrides.get("trainer") or {}
+        study.set_user_attr(
+            "budget_counts_validation", trainer.get("budget_counts_validation", True)
+        )
         study.set_user_attr("command", command)
     commands = attrs.get("commands") or [attrs.get("command", command)]
     if command not in commands:

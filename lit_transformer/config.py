@@ -95,6 +95,10 @@ class OptimConfig:
             raise ConfigError(f"optim.warmup_steps must be positive, got {self.warmup_steps!r}")
 
 
+# Precisions a checkpoint can be decoded in (translate, validate, test, bench decode).
+DECODE_PRECISIONS = ("32", "bf16-mixed")
+
+
 @dataclass
 class TrainerConfig:
     max_steps: int = -1

@@ -16,10 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from lit_transformer.config import ConfigError
-
-PRECISIONS = ["32", "bf16-mixed"]
-PRECISION_HELP = "decoding precision (default: the one the model was trained in)"
+from lit_transformer.config import DECODE_PRECISIONS, ConfigError
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -208,15 +205,13 @@ def cmd_average(args: argparse.Namespace) -> int:
 
 
 # -- sweep ----------------------------------------------------------------------------------------
-def _sweep_command(args: argparse.Namespace, url: str) -> str:
+def _sweep_command(args: argparse.Namespace, redacted_url: str) -> str:
     """The user's sweep command line, as recorded with the study (password redacted)."""
-    from lit_transformer.sweep.storage import redact
-
     parts = ["lit-transformer", "sweep", str(args.spec)]
     if args.seeds:
         parts += ["--seeds", ",".join(map(str, args.seeds))]
     for flag, value in (
-        ("--storage", redact(url) if args.storage else None),
+        ("--storage", redacted_url if args.storage else None),
         ("--study-name", args.study_name),
         ("--workers", args.workers if args.workers > 1 else None),
         ("--devices", args.devices),
@@ -252,8 +247,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     workers = max(1, args.workers)
     threads = args.threads or max(1, (os.cpu_count() or 1) // (workers * spec.devices))
-    print(f"sweep {name}: {spec.kind}, storage {redact(url)}, {workers} worker(s)", flush=True)
-    command = None if args.child else _sweep_command(args, url)
+    shown_url = redact(url)
+    print(f"sweep {name}: {spec.kind}, storage {shown_url}, {workers} worker(s)", flush=True)
+    command = None if args.child else _sweep_command(args, shown_url)
     if workers == 1:
         Worker(spec, url, name, run_dir, threads, args.wandb, command).run()
     else:
@@ -387,6 +383,14 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _add_decode_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        choices=DECODE_PRECISIONS,
+        help="decoding precision (default: the one the model was trained in)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lit-transformer",
@@ -432,22 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--split", help="split or role (default: dev for validate, test for test)")
         sp.add_argument("--beam", type=int, default=4)
         sp.add_argument("--alpha", type=float, default=0.6)
-        sp.add_argument(
-            "--precision",
-            choices=["32", "bf16-mixed"],
-            help="decoding precision (default: the one the model was trained in)",
-        )
+        _add_decode_precision(sp)
 
     sp = sub.add_parser("translate", help="translate raw lines (stdin or --input) with beam search")
     sp.add_argument("--ckpt", required=True)
     sp.add_argument("--input", help="file of source lines (default: stdin)")
     sp.add_argument("--beam", type=int, default=4)
     sp.add_argument("--alpha", type=float, default=0.6)
-    sp.add_argument(
-        "--precision",
-        choices=["32", "bf16-mixed"],
-        help="decoding precision (default: the one the model was trained in)",
-    )
+    _add_decode_precision(sp)
 
     sp = sub.add_parser("sweep", help="run (or resume) an Optuna study from a sweeps/*.yaml spec")
     sp.add_argument("spec", help="study spec, e.g. sweeps/table3-cpu.yaml")
@@ -504,11 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--split", default="test")
     b.add_argument("--beam", type=int, default=4)
     b.add_argument("--limit", type=int, help="first N sentences only")
-    b.add_argument(
-        "--precision",
-        choices=["32", "bf16-mixed"],
-        help="decoding precision (default: the one the model was trained in)",
-    )
+    _add_decode_precision(b)
     b.add_argument("--json", action="store_true")
     b = bench_sub.add_parser("batching", help="real-token fraction of training batches")
     b.add_argument("--corpus", default="multi30k")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from lit_transformer.config import ConfigError
+from lit_transformer.config import DECODE_PRECISIONS, ConfigError
 from lit_transformer.decoding.beam import beam_search
 from lit_transformer.training.average import CheckpointError
 
@@ -58,14 +58,11 @@ def load_module(ckpt: str | Path):
     return module
 
 
-PRECISIONS = ("32", "bf16-mixed")
-
-
 def decode_precision(module, precision: str | None) -> str:
     """``precision``, or the one closest to the checkpoint's training precision: bf16 autocast
     for a bf16 model, fp32 otherwise (fp16 is no use on CPUs)."""
     if precision is not None:
-        if precision not in PRECISIONS:
+        if precision not in DECODE_PRECISIONS:
             raise ConfigError(f"decoding precision must be 32 or bf16-mixed, got {precision!r}")
         return precision
     return "bf16-mixed" if str(module.cfg.trainer.precision).startswith("bf16") else "32"
@@ -100,6 +97,7 @@ class Translator:
         ids = self.tokenizer.encode([line.strip() for line in lines])
         out = [""] * len(lines)
         device = next(m.parameters()).device
+        bf16 = self.precision == "bf16-mixed"
         for batch in self._batches(ids):
             real = [i for i in batch if ids[i]]
             if not real:
@@ -109,7 +107,6 @@ class Translator:
             for row, i in enumerate(real):
                 seq = ids[i] + [m.eos_id]
                 src[row, : len(seq)] = torch.tensor(seq)
-            bf16 = self.precision == "bf16-mixed"
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 hyps = beam_search(
                     m.model,

@@ -25,7 +25,7 @@ import yaml
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from lit_transformer.config import ConfigError
+from lit_transformer.config import ConfigError, TrainerConfig
 from lit_transformer.sweep.launch import TrialLauncher
 from lit_transformer.sweep.spec import SweepSpec
 from lit_transformer.sweep.status import all_params
@@ -173,9 +173,8 @@ def record_provenance(study: optuna.Study, spec: SweepSpec, command: str) -> Non
         study.set_user_attr("hardware", hardware())
         study.set_user_attr("budget", dict(spec.budget))
         trainer = spec.overrides.get("trainer") or {}
-        study.set_user_attr(
-            "budget_counts_validation", trainer.get("budget_counts_validation", True)
-        )
+        counts = trainer.get("budget_counts_validation", TrainerConfig.budget_counts_validation)
+        study.set_user_attr("budget_counts_validation", counts)
         study.set_user_attr("command", command)
     commands = attrs.get("commands") or [attrs.get("command", command)]
     if command not in commands:

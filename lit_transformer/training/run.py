@@ -218,8 +218,8 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
     resumed_from = str(last) if spec.resume and last.is_file() else None
     t_fit = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=resumed_from)
-    train_wall = time.time() - t0
     t_eval = time.time()
+    train_wall = t_eval - t0
     rank_checksums = gather_param_checksums(module)
 
     # Final evaluation with the paper's decoder (beam 4, α 0.6) on the final weights.

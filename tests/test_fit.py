@@ -100,6 +100,78 @@ def test_metrics_logged_to_csv_and_wandb_offline(trained):
     assert len(runs) == 1 and runs[0].stat().st_size > 0
 
 
+def test_final_evaluation_keeps_the_dev_loss_of_a_validation_at_the_last_step(
+    trained, small_data_root
+):
+    """Training ended with a validation at step 20 (every 10 steps): the final beam-4
+    evaluation reports that dev loss and decodes, without a second teacher-forced pass."""
+    import pandas as pd
+
+    result = json.loads((trained / "result.json").read_text())
+    metrics = pd.read_csv(trained / "csv" / "metrics.csv")
+    losses = metrics.dropna(subset=["val/loss"])
+    assert len(losses) == 2  # steps 10 and 20; the final evaluation logged none
+    assert result["dev_loss"] == pytest.approx(losses["val/loss"].iloc[-1])
+    assert result["dev_ppl"] == pytest.approx(losses["val/ppl"].iloc[-1])
+    bleu = metrics.dropna(subset=["val/bleu"])["val/bleu"]
+    assert len(bleu) == 3 and result["dev_bleu"] == pytest.approx(bleu.iloc[-1])
+    # The numbers from inside the trial are those of the saved weights scored afresh.
+    from lit_transformer.evaluate import evaluate_checkpoint
+
+    ckpt, root = trained / "model.ckpt", str(small_data_root)
+    fresh = evaluate_checkpoint(ckpt, stage="validate", data_root=root)
+    assert fresh["ppl"] == pytest.approx(result["dev_ppl"], rel=1e-5)
+    assert fresh["bleu"] == pytest.approx(result["dev_bleu"], abs=1e-9)
+
+
+def test_evaluation_decodes_batches_together_with_the_same_result(
+    trained, small_data_root, monkeypatch
+):
+    """Evaluation batches wait to be decoded together (DECODE_BATCH_TOKENS): the hypotheses
+    are those of decoding batch by batch (compared in fp64, where batch shape cannot change
+    a result), and the last ones, decoded after the last step, still run under autocast."""
+    import lightning as L
+
+    import lit_transformer.training.module as lit_module
+    from lit_transformer.decoding.translate import load_module
+    from lit_transformer.training.run import build_datamodule
+
+    def validate(precision: str, tokens: int) -> tuple[dict, list]:
+        module = load_module(trained / "model.ckpt")
+        module.cfg.data.data_root = str(small_data_root)
+        module.cfg.trainer.val_beam = 4
+        dm = build_datamodule(module.cfg, seed=0)
+        dm.tokenizer = module.tokenizer
+        dm.setup("validate")
+        calls = []
+
+        def spy(model, src, *args, **kwargs):
+            calls.append((src.size(0), torch.is_autocast_enabled("cpu")))
+            return beam_search(model, src, *args, **kwargs)
+
+        monkeypatch.setattr(lit_module, "DECODE_BATCH_TOKENS", tokens)
+        monkeypatch.setattr(lit_module, "beam_search", spy)
+        trainer = L.Trainer(
+            accelerator="cpu",
+            devices=1,
+            precision=precision,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        trainer.validate(module, datamodule=dm, verbose=False)
+        return module.last_eval["val_hypotheses"], calls
+
+    beam_search = lit_module.beam_search
+    one_by_one, calls = validate("64-true", 1)
+    assert len(calls) >= 2 and sum(n for n, _ in calls) == 40
+    together, calls = validate("64-true", 10**9)
+    assert [n for n, _ in calls] == [40]
+    assert together == one_by_one
+    _, calls = validate("bf16-mixed", 10**9)
+    assert calls == [(40, True)]
+
+
 def test_wandb_without_key_falls_back_to_offline_once(monkeypatch, tmp_path):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

@@ -118,3 +118,32 @@ def test_incremental_decoding_matches_full_decoding():
     cache = model.new_cache()
     steps = [model.decode(tgt[:, t : t + 1], memory, mask, cache=cache, start=t) for t in range(5)]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_decoding_sees_the_weights_of_each_call_after_fused_adam_steps():
+    """The fused Q|K|V weights live in the decoding cache of one call. Fused Adam updates
+    parameters without moving their version counters, so anything kept across calls would go
+    stale: incremental decoding after a step must equal full decoding with the new weights."""
+    model = tiny()
+    src = torch.randint(4, 40, (3, 7))
+    tgt = torch.randint(4, 40, (3, 5))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05, fused=True)
+    for _ in range(2):
+        full = model.decode(tgt, *model.encode(src)).detach()  # with autograd: no caching
+        with torch.no_grad():
+            memory, mask = model.encode(src)
+            cache = model.new_cache()
+            steps = [
+                model.decode(tgt[:, t : t + 1], memory, mask, cache, start=t) for t in range(5)
+            ]
+        torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
+        assert set(cache[0]["self"]) == {"k", "v", "w_qkv", "b_qkv"}
+        model.train()
+        model(src, tgt).pow(2).mean().backward()
+        opt.step()
+        opt.zero_grad()
+        model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        cache = model.new_cache()
+        model.decode(tgt[:, :1], memory, mask, cache, start=0)
+    assert cache[0]["self"]["w_qkv"].dtype == torch.bfloat16

@@ -20,9 +20,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from lit_transformer.model.transformer import Transformer
+
+# Source tokens (padding included) per beam-search call. A batch decodes until its slowest
+# sentence is done, at a fixed cost per step however few sentences are left; larger batches
+# share those tails. Beam-4 decoding of the Multi30k dev set (1,014 sentences) at 3 × 2,048
+# source tokens per call took 15% less time than at 2,048, and 30% more when all in one call
+# (cache reordering grows with the batch), on the project's 2-core CPU.
+DECODE_BATCH_TOKENS = 6144
 
 
 def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
@@ -92,28 +100,26 @@ def beam_search(
     pad_id = model.pad_id
     device = src.device
     b, k = src.size(0), beam
-    memory, mask = model.encode(src)
-    memory = memory.repeat_interleave(k, dim=0)
-    mask = mask.repeat_interleave(k, dim=0)
-    max_len = (source_lengths(src, pad_id, eos_id) + max_len_b).repeat_interleave(k)  # [n*K]
-    lp_max = length_penalty(max_len.view(b, k)[:, 0].float(), alpha)  # [n]
+    # One row per live hypothesis. The first step expands the single start hypothesis (BOS) of
+    # each sentence, so it runs on one row per sentence and then grows to K: the encoder–
+    # decoder keys/values are projected once per sentence, not once per beam.
+    width = 1  # rows per sentence in this step
+    memory, mask = model.encode(src)  # [n*width, S, d], [n*width, 1, 1, S]
+    max_len = source_lengths(src, pad_id, eos_id) + max_len_b  # [n*width]
+    lp_max = length_penalty(max_len.float(), alpha)  # [n]
     sent = list(range(b))  # original index of each sentence still in the batch
-
-    # Only beam 0 is live at the start, so the first step expands one hypothesis.
-    scores = torch.full((b, k), float("-inf"), device=device)
-    scores[:, 0] = 0.0
-    tokens = torch.full((b * k, 1), bos_id, dtype=torch.long, device=device)
+    scores = torch.zeros(b, 1, device=device)  # [n, width]
+    tokens = torch.full((b, 1), bos_id, dtype=torch.long, device=device)  # [n*width, t + 1]
     cache = model.new_cache() if use_cache else None
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
     best_fin = [float("-inf")] * b
-    beams = torch.arange(k, device=device)
 
     def settle(done: Iterable[int]) -> None:
         """Sentences (batch positions) leaving without a finished hypothesis take their top
         live beam: unreachable with forced EOS, but a sentence never returns nothing."""
         for i in done:
             if not finished[sent[i]]:
-                seq = tokens.view(len(sent), k, -1)[i, 0, 1:].tolist()
+                seq = tokens.view(len(sent), width, -1)[i, 0, 1:].tolist()
                 s = float(scores[i, 0])
                 finished[sent[i]].append(Hypothesis(seq, s / length_penalty(len(seq), alpha), s))
 
@@ -123,7 +129,7 @@ def beam_search(
             hidden = model.decode(tokens[:, -1:], memory, mask, cache=cache, start=t)
         else:
             hidden = model.decode(tokens, memory, mask)
-        lprobs = torch.log_softmax(model.project(hidden[:, -1]).float(), dim=-1)  # [n*K, V]
+        lprobs = torch.log_softmax(model.project(hidden[:, -1]).float(), dim=-1)  # [n*w, V]
         lprobs[:, pad_id] = float("-inf")
         lprobs[:, bos_id] = float("-inf")
         forced = (t + 1) >= max_len
@@ -132,16 +138,18 @@ def beam_search(
             lprobs[forced] = float("-inf")
             lprobs[forced, eos_id] = eos_lp
         vocab = lprobs.size(-1)
-        cand = (scores.view(-1, 1) + lprobs).view(n, k * vocab)
+        cand = (scores.view(-1, 1) + lprobs).view(n, width * vocab)
+        if cand.size(1) < 2 * k:  # a toy vocabulary at the first step: -inf, never finished
+            cand = F.pad(cand, (0, 2 * k - cand.size(1)), value=float("-inf"))
         top_scores, top_idx = cand.topk(2 * k, dim=1)  # [n, 2K]
-        top_beam, top_tok = top_idx // vocab, top_idx % vocab
+        top_beam, top_tok = (top_idx // vocab).clamp_(max=width - 1), top_idx % vocab
 
         # Finalise EOS candidates that rank within the top K (as fairseq does).
         is_eos = (top_tok == eos_id) & torch.isfinite(top_scores)
         is_eos[:, k:] = False
         if bool(is_eos.any()):
             lp = length_penalty(t + 1, alpha)
-            prev = tokens.view(n, k, -1)
+            prev = tokens.view(n, width, -1)
             for i, j in is_eos.nonzero().tolist():
                 if len(finished[sent[i]]) < k:
                     seq = prev[i, top_beam[i, j], 1:].tolist()
@@ -162,19 +170,23 @@ def beam_search(
         if not bool(active.any()):
             settle(range(n))
             break
-        keep = None if bool(active.all()) else active.nonzero().squeeze(1)
-        if keep is not None:
+        if bool(active.all()):
+            keep = torch.arange(n, device=device)
+        else:
+            keep = active.nonzero().squeeze(1)
             settle((~active).nonzero().squeeze(1).tolist())
             beam_sel, tok_sel, cont_scores = beam_sel[keep], tok_sel[keep], cont_scores[keep]
-            rows = (keep[:, None] * k + beams).view(-1)  # the kept sentences' K rows
-            memory, mask, max_len = memory[rows], mask[rows], max_len[rows]
             lp_max = lp_max[keep]
             sent = [sent[i] for i in keep.tolist()]
-        else:
-            rows, keep = None, torch.arange(n, device=device)
-        order = (keep[:, None] * k + beam_sel).view(-1)
+        # The next step's rows: K per kept sentence, each continuing one of this step's rows.
+        order = (keep[:, None] * width + beam_sel).view(-1)
+        rows = None  # per-sentence tensors (encoder output, its keys/values) stay as they are
+        if width != k or keep.numel() != n:
+            rows = (keep * width).repeat_interleave(k)  # any row of a sentence will do
+            memory, mask, max_len = memory[rows], mask[rows], max_len[rows]
         tokens = torch.cat([tokens.index_select(0, order), tok_sel.view(-1, 1)], dim=1)
         scores = cont_scores
+        width = k
         if cache is not None:
             model.reorder_cache(cache, order, rows)
     else:

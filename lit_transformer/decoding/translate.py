@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from lit_transformer.config import DECODE_PRECISIONS, ConfigError
-from lit_transformer.decoding.beam import beam_search
+from lit_transformer.decoding.beam import DECODE_BATCH_TOKENS, beam_search
 from lit_transformer.training.average import CheckpointError
 
 
@@ -69,7 +69,9 @@ def decode_precision(module, precision: str | None) -> str:
 
 
 class Translator:
-    def __init__(self, module, max_tokens: int = 2000, precision: str | None = None) -> None:
+    def __init__(
+        self, module, max_tokens: int = DECODE_BATCH_TOKENS, precision: str | None = None
+    ) -> None:
         self.module = module
         self.tokenizer = module.tokenizer
         self.max_tokens = max_tokens

@@ -55,7 +55,8 @@ def scaled_dot_product_attention(
     )
 
 
-# A decoding cache for one attention module: {"k": [B, h, t, d_k], "v": [B, h, t, d_v]}.
+# A decoding cache for one attention module: {"k": [B, h, t, d_k], "v": [B, h, t, d_v]}, and
+# for self-attention the fused projection weights of the current decoding call.
 KVCache = dict[str, Tensor]
 
 
@@ -75,6 +76,23 @@ class MultiHeadAttention(nn.Module):
     @staticmethod
     def _stacked(*layers: nn.Linear) -> tuple[Tensor, Tensor]:
         return torch.cat([m.weight for m in layers]), torch.cat([m.bias for m in layers])
+
+    def _fused_qkv(self, cache: KVCache | None) -> tuple[Tensor, Tensor]:
+        """[W^Q; W^K; W^V] and their biases, for one projection matmul. A decoding cache keeps
+        them for the rest of its decoding call, in the autocast dtype: autocast caches its
+        casts of parameters, not of this concatenation, so every generated token would
+        otherwise concatenate and cast them again. The weights cannot change within one call;
+        across calls they may (an optimizer step in between), so nothing outlives the cache."""
+        if cache is not None and "w_qkv" in cache:
+            return cache["w_qkv"], cache["b_qkv"]
+        w, b = self._stacked(self.w_q, self.w_k, self.w_v)
+        if cache is not None:
+            device = w.device.type
+            if torch.is_autocast_enabled(device):
+                dtype = torch.get_autocast_dtype(device)
+                w, b = w.to(dtype), b.to(dtype)
+            cache["w_qkv"], cache["b_qkv"] = w, b
+        return w, b
 
     def _split(self, x: Tensor, d: int) -> Tensor:
         b, t, _ = x.shape
@@ -100,7 +118,7 @@ class MultiHeadAttention(nn.Module):
         reuse = static_kv and cache is not None and "k" in cache
         if key_value is query and not static_kv:
             # Self-attention: one matmul for Q, K and V (fewer, larger GEMMs are faster).
-            qkv = F.linear(query, *self._stacked(self.w_q, self.w_k, self.w_v))
+            qkv = F.linear(query, *self._fused_qkv(cache))
             q, k, v = qkv.split([qk, qk, vk], dim=-1)
             q, k, v = self._split(q, self.d_k), self._split(k, self.d_k), self._split(v, self.d_v)
         else:

@@ -104,15 +104,17 @@ class Transformer(nn.Module):
         by ``order`` (beam hypotheses), the encoder–decoder ones by ``static_order`` only.
 
         A beam reorder stays within each sentence, whose K beams share the same encoder
-        keys/values, so those are only selected when sentences leave the batch. (An ``order``
+        keys/values, so those are only selected when a sentence's rows change: from one to K
+        after the first step, and when sentences leave the batch. (An ``order``
         that mixes sentences needs ``static_order`` too, or the encoder keys/values go stale.)"""
         for layer in cache:
             for name, kv in layer.items():
                 select = static_order if name == "cross" else order
                 if select is None:
                     continue
-                for key in kv:
-                    kv[key] = kv[key].index_select(0, select)
+                for key in ("k", "v"):  # per row; the cached weights are not
+                    if key in kv:
+                        kv[key] = kv[key].index_select(0, select)
 
     def project(self, hidden: Tensor) -> Tensor:
         """Pre-softmax projection: logits over the vocabulary."""

@@ -28,7 +28,15 @@ from pathlib import Path
 from lit_transformer.config import ConfigError
 
 LAUNCH_ENV = "LIT_TRANSFORMER_TRIAL_LAUNCH"
-PRELOAD = ["lit_transformer.cli.main", "lit_transformer.training.run", "sacrebleu", "wandb"]
+# wandb.init imports its launch-inputs module lazily (0.4 s on the 2-core CPU). The fork
+# server skips a module that fails to import, so a W&B release without it costs nothing.
+PRELOAD = [
+    "lit_transformer.cli.main",
+    "lit_transformer.training.run",
+    "sacrebleu",
+    "wandb",
+    "wandb.sdk.launch.inputs.internal",
+]
 
 
 def die_with_parent() -> None:

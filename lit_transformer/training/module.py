@@ -16,10 +16,11 @@ from typing import Any
 import lightning as L
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 
 from lit_transformer.config import RunConfig
-from lit_transformer.decoding.beam import beam_search
+from lit_transformer.decoding.beam import DECODE_BATCH_TOKENS, beam_search
 from lit_transformer.evaluation import corpus_bleu
 from lit_transformer.model.transformer import Transformer, count_parameters
 from lit_transformer.training.loss import label_smoothed_loss, token_nll
@@ -62,6 +63,9 @@ class LitTransformer(L.LightningModule):
         self._tokens_since_log = 0
         self._t_last_log: float | None = None
         self.last_eval: dict[str, Any] = {}
+        # False skips the teacher-forced pass (loss, perplexity) and only decodes: for a final
+        # evaluation of weights whose dev loss is already known.
+        self.eval_nll = True
 
     @property
     def num_parameters(self) -> int:
@@ -116,25 +120,47 @@ class LitTransformer(L.LightningModule):
 
     # -- evaluation --------------------------------------------------------------------------
     def _eval_step(self, batch: dict[str, Any], beam: int, alpha: float, bleu: bool) -> None:
-        logits = self.model(batch["src"], batch["tgt_in"])
-        nll = token_nll(logits, batch["tgt_out"], self.pad_id)
-        real = batch["tgt_out"] != self.pad_id
         self._val["index"].append(batch["index"].cpu())
-        self._val["nll"].append(nll.sum(1).double().cpu())
-        self._val["ntok"].append(real.sum(1).cpu())
+        if self.eval_nll:
+            logits = self.model(batch["src"], batch["tgt_in"])
+            nll = token_nll(logits, batch["tgt_out"], self.pad_id)
+            self._val["nll"].append(nll.sum(1).double().cpu())
+            self._val["ntok"].append((batch["tgt_out"] != self.pad_id).sum(1).cpu())
         if bleu and self.tokenizer is not None:
-            hyps = beam_search(
-                self.model, batch["src"], self.bos_id, self.eos_id, beam=beam, alpha=alpha
-            )
-            self._val["hyps"].extend(h.tokens for h in hyps)
+            # Sources wait until there are DECODE_BATCH_TOKENS of them: see _decode_pending.
+            self._val["pending"].append(batch["src"])
+            self._val["decode"] = (beam, alpha)
+            if sum(src.numel() for src in self._val["pending"]) >= DECODE_BATCH_TOKENS:
+                self._decode_pending()
+
+    def _decode_pending(self) -> None:
+        """Beam-search the waiting sources as one batch (padded to the widest).
+
+        The evaluation batches fit the training token budget (~100 sentences at 2,048 tokens)
+        and a batch decodes until its slowest sentence is done: a few sentences that run to the
+        length limit keep a nearly empty batch going for tens of steps, at a fixed cost per
+        step. Decoding several consecutive (similar-length) batches together shares that tail."""
+        pending = self._val.get("pending")
+        if not pending:
+            return
+        width = max(src.size(1) for src in pending)
+        src = torch.cat([F.pad(s, (0, width - s.size(1)), value=self.pad_id) for s in pending])
+        beam, alpha = self._val["decode"]
+        hyps = beam_search(self.model, src, self.bos_id, self.eos_id, beam=beam, alpha=alpha)
+        self._val["hyps"].extend(h.tokens for h in hyps)
+        pending.clear()
 
     def _eval_start(self) -> None:
-        self._val = {"index": [], "nll": [], "ntok": [], "hyps": []}
+        self._val = {"index": [], "nll": [], "ntok": [], "hyps": [], "pending": []}
 
     def _eval_end(self, prefix: str, refs: list[str] | None) -> dict[str, float]:
+        if self._val.get("pending"):
+            # Epoch-end hooks run outside the step's autocast: decode as the steps would.
+            with self.trainer.precision_plugin.forward_context():
+                self._decode_pending()
         index = torch.cat(self._val["index"]).tolist() if self._val["index"] else []
-        nll = torch.cat(self._val["nll"]).tolist() if self._val["nll"] else []
-        ntok = torch.cat(self._val["ntok"]).tolist() if self._val["ntok"] else []
+        nll = torch.cat(self._val["nll"]).tolist() if self._val["nll"] else [0.0] * len(index)
+        ntok = torch.cat(self._val["ntok"]).tolist() if self._val["ntok"] else [0] * len(index)
         hyps = self._val["hyps"]
         local = list(zip(index, nll, ntok, hyps if hyps else [None] * len(index), strict=True))
         # Every rank evaluated a shard (padded with duplicate batches): gather, dedupe by index.
@@ -149,6 +175,7 @@ class LitTransformer(L.LightningModule):
         if total_tok:
             metrics[f"{prefix}/loss"] = total_nll / total_tok
             metrics[f"{prefix}/ppl"] = math.exp(min(total_nll / total_tok, 50.0))
+            self.last_eval[f"{prefix}_loss_step"] = self.global_step
         if hyps and refs is not None and self.tokenizer is not None:
             order = sorted(by_index)
             detok = self.tokenizer.decode([by_index[i][2] for i in order])

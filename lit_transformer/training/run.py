@@ -225,7 +225,11 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
     # Final evaluation with the paper's decoder (beam 4, α 0.6) on the final weights.
     module.cfg.trainer.val_beam = spec.final_beam
     module.cfg.trainer.val_bleu = True
+    # When training ended with a validation of these very weights (one at the last step, or
+    # the one Lightning adds at a time-budget or pruning stop), keep its dev loss: decode only.
+    module.eval_nll = module.last_eval.get("val_loss_step") != trainer.global_step
     trainer.validate(module, datamodule=dm, verbose=False)
+    module.eval_nll = True
     result: dict[str, Any] = {
         **meta,
         "dev_ppl": module.last_eval.get("val/ppl"),

@@ -147,3 +147,24 @@ def test_decoding_sees_the_weights_of_each_call_after_fused_adam_steps():
         cache = model.new_cache()
         model.decode(tgt[:, :1], memory, mask, cache, start=0)
     assert cache[0]["self"]["w_qkv"].dtype == torch.bfloat16
+
+
+def test_a_beam_reorder_takes_effect_at_the_next_step():
+    """Self-attention keys/values are reordered as the next position is appended: the next
+    step sees the rows chosen by ``order`` (two reorders compose) as if decoded that way."""
+    model = tiny()
+    src = torch.randint(4, 40, (4, 6))
+    tgt = torch.randint(4, 40, (4, 3))
+    first, second = torch.tensor([2, 2, 0, 1]), torch.tensor([3, 0, 0, 2])
+    with torch.no_grad():
+        memory, mask = model.encode(src)
+        cache = model.new_cache()
+        for t in range(2):
+            model.decode(tgt[:, t : t + 1], memory, mask, cache, start=t)
+        model.reorder_cache(cache, first, first)  # rows of other sentences: cross too
+        model.reorder_cache(cache, second, second)
+        rows = first[second]
+        step = model.decode(tgt[rows, 2:3], memory[rows], mask[rows], cache, start=2)
+        full = model.decode(tgt[rows], memory[rows], mask[rows])
+    torch.testing.assert_close(step[:, 0], full[:, 2], rtol=1e-5, atol=1e-5)
+    assert "order" not in cache[0]["self"]  # applied

@@ -100,8 +100,9 @@ class Transformer(nn.Module):
     def reorder_cache(
         cache: DecoderCache, order: Tensor, static_order: Tensor | None = None
     ) -> None:
-        """Select batch entries of the cached tensors, in place: the self-attention keys/values
-        by ``order`` (beam hypotheses), the encoder–decoder ones by ``static_order`` only.
+        """Select batch entries of the cached tensors: the self-attention keys/values by
+        ``order`` (beam hypotheses; the next step applies it as it appends, in one copy), the
+        encoder–decoder ones by ``static_order`` only.
 
         A beam reorder stays within each sentence, whose K beams share the same encoder
         keys/values, so those are only selected when a sentence's rows change: from one to K
@@ -109,12 +110,13 @@ class Transformer(nn.Module):
         that mixes sentences needs ``static_order`` too, or the encoder keys/values go stale.)"""
         for layer in cache:
             for name, kv in layer.items():
-                select = static_order if name == "cross" else order
-                if select is None:
-                    continue
-                for key in ("k", "v"):  # per row; the cached weights are not
-                    if key in kv:
-                        kv[key] = kv[key].index_select(0, select)
+                if name != "cross":
+                    # Applied when the next step appends to these keys/values, in the same copy.
+                    pending = kv.get("order")
+                    kv["order"] = order if pending is None else pending.index_select(0, order)
+                elif static_order is not None:
+                    for key in ("k", "v"):
+                        kv[key] = kv[key].index_select(0, static_order)
 
     def project(self, hidden: Tensor) -> Tensor:
         """Pre-softmax projection: logits over the vocabulary."""

@@ -7,8 +7,45 @@ from typing import Any
 
 import lightning as L
 
+from lit_transformer.data.datamodule import TranslationDataModule
 from lit_transformer.decoding.translate import decode_precision, load_module
 from lit_transformer.training.run import build_datamodule
+
+
+def checkpoint_datamodule(
+    module,
+    stage: str,
+    data_root: str | None = None,
+    corpus: str | None = None,
+    split: str | None = None,
+) -> TranslationDataModule:
+    """The checkpoint's corpus (or ``corpus``), set up for ``stage`` and encoded with the model's
+    own vocabulary (stored in the checkpoint), whatever the corpus: a tokenizer retrained on
+    the corpus could differ from it."""
+    cfg = module.cfg
+    if data_root:
+        cfg.data.data_root = data_root
+    if corpus:
+        cfg.data.corpus = corpus
+    dm = build_datamodule(cfg, seed=0)
+    if split:
+        dm.hparams["dev_split" if stage == "validate" else "test_split"] = split
+    dm.tokenizer = module.tokenizer
+    dm.setup(stage)
+    return dm
+
+
+def scoring_trainer(precision: str) -> L.Trainer:
+    """One device, no logging: a Trainer that only validates or tests."""
+    return L.Trainer(
+        accelerator="auto",
+        devices=1,
+        precision=precision,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
 
 
 def evaluate_checkpoint(
@@ -24,30 +61,11 @@ def evaluate_checkpoint(
     """Scores as the trial's own final evaluation computes them: by default in the precision
     the model was trained in."""
     module = load_module(ckpt)
-    cfg = module.cfg
     precision = decode_precision(module, precision)
-    if data_root:
-        cfg.data.data_root = data_root
-    if corpus:
-        cfg.data.corpus = corpus
-    dm = build_datamodule(cfg, seed=0)
-    if split:
-        dm.hparams["dev_split" if stage == "validate" else "test_split"] = split
-    # Encode with the model's own vocabulary (stored in the checkpoint), whatever the corpus:
-    # a tokenizer retrained on the corpus could differ from it.
-    dm.tokenizer = module.tokenizer
-    dm.setup(stage)
+    dm = checkpoint_datamodule(module, stage, data_root, corpus, split)
     module.test_beam, module.test_alpha = beam, alpha
     module.cfg.trainer.val_beam, module.cfg.trainer.val_bleu = beam, True
-    trainer = L.Trainer(
-        accelerator="auto",
-        devices=1,
-        precision=precision,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-    )
+    trainer = scoring_trainer(precision)
     if stage == "validate":
         trainer.validate(module, datamodule=dm, verbose=False)
         prefix = "val"

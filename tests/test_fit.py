@@ -130,19 +130,14 @@ def test_evaluation_decodes_batches_together_with_the_same_result(
     """Evaluation batches wait to be decoded together (DECODE_BATCH_TOKENS): the hypotheses
     are those of decoding batch by batch (compared in fp64, where batch shape cannot change
     a result), and the last ones, decoded after the last step, still run under autocast."""
-    import lightning as L
-
     import lit_transformer.training.module as lit_module
     from lit_transformer.decoding.translate import load_module
-    from lit_transformer.training.run import build_datamodule
+    from lit_transformer.evaluate import checkpoint_datamodule, scoring_trainer
 
     def validate(precision: str, tokens: int) -> tuple[dict, list]:
         module = load_module(trained / "model.ckpt")
-        module.cfg.data.data_root = str(small_data_root)
         module.cfg.trainer.val_beam = 4
-        dm = build_datamodule(module.cfg, seed=0)
-        dm.tokenizer = module.tokenizer
-        dm.setup("validate")
+        dm = checkpoint_datamodule(module, "validate", str(small_data_root))
         calls = []
 
         def spy(model, src, *args, **kwargs):
@@ -151,15 +146,7 @@ def test_evaluation_decodes_batches_together_with_the_same_result(
 
         monkeypatch.setattr(lit_module, "DECODE_BATCH_TOKENS", tokens)
         monkeypatch.setattr(lit_module, "beam_search", spy)
-        trainer = L.Trainer(
-            accelerator="cpu",
-            devices=1,
-            precision=precision,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        )
-        trainer.validate(module, datamodule=dm, verbose=False)
+        scoring_trainer(precision).validate(module, datamodule=dm, verbose=False)
         return module.last_eval["val_hypotheses"], calls
 
     beam_search = lit_module.beam_search

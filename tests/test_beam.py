@@ -117,3 +117,33 @@ def test_batched_search_equals_one_sentence_at_a_time():
         alone = beam_search(model, src[i : i + 1], BOS, EOS, beam=4, max_len_b=5)[0]
         assert alone.tokens == hyp.tokens
         assert alone.score == pytest.approx(hyp.score, abs=1e-4)
+
+
+def _casts(fn) -> int:
+    """How many dtype conversions ``fn`` runs (weights and activations)."""
+    with torch.profiler.profile() as prof:
+        fn()
+    return sum(e.count for e in prof.key_averages() if e.key == "aten::_to_copy")
+
+
+def test_weight_casts_are_cached_within_one_search_and_never_across_searches():
+    """Lightning's bf16 autocast runs with its cast cache off. Beam search turns it on for
+    its own call: fewer casts, the same hypotheses, and nothing cached outlives the call, even
+    when the weights change in place (as fused Adam does, without a version bump) inside the
+    same autocast region."""
+    model, src = random_model(3), sources(5, seed=4)
+
+    def search(fn=beam_search):
+        return [h.tokens for h in fn(model, src, BOS, EOS, beam=4, max_len_b=5)]
+
+    with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
+        assert _casts(search) < 0.8 * _casts(lambda: search(beam_search.__wrapped__))
+        assert search() == search(beam_search.__wrapped__)
+        assert not torch.is_autocast_cache_enabled()  # the caller's setting is back
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(-1.5)  # in place, like a fused optimizer step
+        changed = search()
+        assert changed == search(beam_search.__wrapped__)  # uncached: the new weights
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert changed == search()  # a fresh autocast region agrees

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_transformer.config import DECODE_PRECISIONS, ConfigError
+from lit_transformer.malloc import reuse_freed_memory
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -523,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     try:
+        reuse_freed_memory()
         if args.command == "params":
             return cmd_params(args)
         if args.command == "fit":

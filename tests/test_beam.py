@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -103,7 +104,7 @@ def test_batched_search_equals_one_sentence_at_a_time():
     decode = model.decode
 
     def recording_decode(tokens, memory, *args, **kwargs):
-        rows_seen.append(memory.size(0))
+        rows_seen.append(tokens.size(0))  # hypotheses decoded at this step
         return decode(tokens, memory, *args, **kwargs)
 
     model.decode = recording_decode
@@ -119,7 +120,7 @@ def test_batched_search_equals_one_sentence_at_a_time():
         assert alone.score == pytest.approx(hyp.score, abs=1e-4)
 
 
-def _casts(fn) -> int:
+def _casts(fn: Callable[[], object]) -> int:
     """How many dtype conversions ``fn`` runs (weights and activations)."""
     with torch.profiler.profile() as prof:
         fn()
@@ -138,12 +139,14 @@ def test_weight_casts_are_cached_within_one_search_and_never_across_searches():
 
     with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
         assert _casts(search) < 0.8 * _casts(lambda: search(beam_search.__wrapped__))
-        assert search() == search(beam_search.__wrapped__)
+        before = search()
+        assert before == search(beam_search.__wrapped__)
         assert not torch.is_autocast_cache_enabled()  # the caller's setting is back
         with torch.no_grad():
             for p in model.parameters():
                 p.mul_(-1.5)  # in place, like a fused optimizer step
         changed = search()
-        assert changed == search(beam_search.__wrapped__)  # uncached: the new weights
+        assert changed != before  # the new weights decode differently…
+        assert changed == search(beam_search.__wrapped__)  # …as an uncached search sees them
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert changed == search()  # a fresh autocast region agrees

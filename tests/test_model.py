@@ -168,3 +168,22 @@ def test_a_beam_reorder_takes_effect_at_the_next_step():
         full = model.decode(tgt[rows], memory[rows], mask[rows])
     torch.testing.assert_close(step[:, 0], full[:, 2], rtol=1e-5, atol=1e-5)
     assert "order" not in cache[0]["self"]  # applied
+
+
+def test_the_hypotheses_of_a_sentence_attend_to_its_encoder_output_together():
+    """Beam search keeps the encoder keys/values once per sentence; its K hypotheses per
+    sentence (rows sentence-major) must get what each would get from its own copy."""
+    model = tiny()
+    src = torch.randint(4, 40, (3, 6))
+    src[1, 3:] = model.pad_id  # a padded sentence: the mask must follow the sentence
+    y = torch.randn(3 * 4, 1, model.cfg.d_model)
+    rows = torch.arange(3).repeat_interleave(4)
+    attn = model.decoder[0].cross_attn
+    with torch.no_grad():
+        memory, mask = model.encode(src)
+        cache: dict = {}
+        attn(y[::4], memory, mask, cache=cache, static_kv=True)  # the first step: one row each
+        plain = attn(y, memory[rows], mask[rows])
+        for m in (mask, mask[rows]):  # a mask per sentence or per hypothesis
+            grouped = attn(y, memory, m, cache=cache, static_kv=True)
+            torch.testing.assert_close(grouped, plain, rtol=1e-5, atol=1e-5)

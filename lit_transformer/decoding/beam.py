@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,19 +36,20 @@ from lit_transformer.model.transformer import Transformer
 DECODE_BATCH_TOKENS = 6144
 
 
-_Search = TypeVar("_Search", bound=Callable[..., list])
-
-
-def cached_weight_casts(search: _Search) -> _Search:
+def cached_weight_casts(
+    search: Callable[..., list[Hypothesis]],
+) -> Callable[..., list[Hypothesis]]:
     """Run ``search(model, src, …)`` with autocast's cache of parameter casts on.
 
     Lightning enters autocast with ``cache_enabled=False``, so under bf16-mixed every linear
     layer would cast its fp32 weight again at every generated token: about 40% of a search's
     casts. The weights cannot change within one search; the cache is emptied when it ends,
-    so no cast outlives it."""
+    so no cast outlives it. (Autocast caches casts of parameters that require grad, and its
+    cache is one for the whole process: emptying it only costs an enclosing region, or another
+    thread's, a cast again.)"""
 
     @functools.wraps(search)
-    def wrapper(model: Transformer, src: Tensor, *args, **kwargs):  # noqa: ANN202
+    def wrapper(model: Transformer, src: Tensor, *args: Any, **kwargs: Any) -> list[Hypothesis]:
         kind = src.device.type
         if not torch.is_autocast_enabled(kind):
             return search(model, src, *args, **kwargs)
@@ -58,7 +59,7 @@ def cached_weight_casts(search: _Search) -> _Search:
             finally:
                 torch.clear_autocast_cache()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
@@ -133,7 +134,7 @@ def beam_search(
     # each sentence, so it runs on one row per sentence and then grows to K: the encoder–
     # decoder keys/values are projected once per sentence, not once per beam.
     width = 1  # rows per sentence in this step
-    memory, mask = model.encode(src)  # [n*width, S, d], [n*width, 1, 1, S]
+    memory, mask = model.encode(src)  # [n, S, d], [n, 1, 1, S] (without a cache: per row)
     max_len = source_lengths(src, pad_id, eos_id) + max_len_b  # [n*width]
     lp_max = length_penalty(max_len.float(), alpha)  # [n]
     sent = list(range(b))  # original index of each sentence still in the batch
@@ -209,15 +210,21 @@ def beam_search(
             sent = [sent[i] for i in keep.tolist()]
         # The next step's rows: K per kept sentence, each continuing one of this step's rows.
         order = (keep[:, None] * width + beam_sel).view(-1)
-        rows = None  # per-sentence tensors (encoder output, its keys/values) stay as they are
         if width != k or keep.numel() != n:
             rows = (keep * width).repeat_interleave(k)  # any row of a sentence will do
-            memory, mask, max_len = memory[rows], mask[rows], max_len[rows]
+            max_len = max_len[rows]
+            if cache is None:  # the whole prefix is decoded again: one memory row per row
+                memory, mask = memory[rows], mask[rows]
         tokens = torch.cat([tokens.index_select(0, order), tok_sel.view(-1, 1)], dim=1)
         scores = cont_scores
         width = k
         if cache is not None:
-            model.reorder_cache(cache, order, rows)
+            # The encoder output, its mask and its keys/values stay one row per sentence: the
+            # K hypotheses of a sentence attend to them together.
+            gone = keep if keep.numel() != n else None
+            if gone is not None:
+                memory, mask = memory[keep], mask[keep]
+            model.reorder_cache(cache, order, gone)
     else:
         settle(range(len(sent)))  # still live at the maximum length
     return [max(f, key=lambda h: h.score) for f in finished]

@@ -210,21 +210,20 @@ def beam_search(
             sent = [sent[i] for i in keep.tolist()]
         # The next step's rows: K per kept sentence, each continuing one of this step's rows.
         order = (keep[:, None] * width + beam_sel).view(-1)
-        if width != k or keep.numel() != n:
+        left = keep.numel() != n  # some sentences left the batch
+        if width != k or left:
             rows = (keep * width).repeat_interleave(k)  # any row of a sentence will do
             max_len = max_len[rows]
             if cache is None:  # the whole prefix is decoded again: one memory row per row
                 memory, mask = memory[rows], mask[rows]
+            elif left:  # with a cache they stay one row per sentence (_grouped_attention)
+                memory, mask = memory[keep], mask[keep]
         tokens = torch.cat([tokens.index_select(0, order), tok_sel.view(-1, 1)], dim=1)
         scores = cont_scores
         width = k
         if cache is not None:
-            # The encoder output, its mask and its keys/values stay one row per sentence: the
-            # K hypotheses of a sentence attend to them together.
-            gone = keep if keep.numel() != n else None
-            if gone is not None:
-                memory, mask = memory[keep], mask[keep]
-            model.reorder_cache(cache, order, gone)
+            # The encoder keys/values, like memory and mask, are kept per sentence.
+            model.reorder_cache(cache, order, keep if left else None)
     else:
         settle(range(len(sent)))  # still live at the maximum length
     return [max(f, key=lambda h: h.score) for f in finished]

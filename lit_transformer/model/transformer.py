@@ -106,9 +106,9 @@ class Transformer(nn.Module):
         encoder–decoder ones by ``static_order`` only.
 
         A beam reorder stays within each sentence, whose K beams share the same encoder
-        keys/values, so those are only selected when a sentence's rows change: from one to K
-        after the first step, and when sentences leave the batch. (An ``order``
-        that mixes sentences needs ``static_order`` too, or the encoder keys/values go stale.)"""
+        keys/values: beam search keeps those once per sentence and selects them only when
+        sentences leave the batch. (An ``order`` over per-row encoder keys/values that mixes
+        sentences needs ``static_order`` too, or they go stale.)"""
         for layer in cache:
             for name, kv in layer.items():
                 if name != "cross":

@@ -95,10 +95,6 @@ class OptimConfig:
             raise ConfigError(f"optim.warmup_steps must be positive, got {self.warmup_steps!r}")
 
 
-# Precisions a checkpoint can be decoded in (translate, validate, test, bench decode).
-DECODE_PRECISIONS = ("32", "bf16-mixed")
-
-
 @dataclass
 class TrainerConfig:
     max_steps: int = -1
@@ -108,7 +104,9 @@ class TrainerConfig:
     budget_counts_validation: bool = True
     max_epochs: int | None = None
     accumulate_grad_batches: int = 1
-    precision: str = "32"  # "32" or "bf16-mixed"
+    # auto: bf16-mixed where bf16 matmuls are fast (a bf16 GPU, a CPU with AVX512_BF16/AMX),
+    # else 32 (lit_transformer/precision.py); or 32, bf16-mixed, 16-mixed, bf16-true as given.
+    precision: str = "auto"
     devices: int = 1
     accelerator: str = "auto"
     strategy: str = "auto"
@@ -117,6 +115,10 @@ class TrainerConfig:
     val_bleu: bool = True  # decode the dev set at validation (greedy) for BLEU
     val_beam: int = 1
     log_every_n_steps: int = 50
+    # Off a terminal (a log file, nohup, CI, a sweep worker) there is no progress bar: one
+    # line every this many seconds or steps instead (0 / null = off).
+    progress_every_s: float = 60.0
+    progress_every_n_steps: int | None = None
     checkpoint_every_n_steps: int | None = None  # periodic checkpoints, for averaging
     keep_checkpoints: int = 5  # the paper averages the last 5 (base) or 20 (big)
     average_last: int = 0  # at the end of fit, average this many checkpoints (0 = off)
@@ -131,10 +133,11 @@ class TrainerConfig:
     inject_nan_at_step: int | None = None
 
     def validate(self) -> None:
-        if self.precision not in ("32", "bf16-mixed", "16-mixed", "bf16-true"):
-            raise ConfigError(
-                f"trainer.precision must be '32' or 'bf16-mixed', got {self.precision!r}"
-            )
+        from lit_transformer.precision import normalize
+
+        self.precision = normalize(self.precision, what="trainer.precision")
+        if not isinstance(self.devices, int) or isinstance(self.devices, bool) or self.devices < 1:
+            raise ConfigError(f"trainer.devices must be a positive integer, got {self.devices!r}")
         if self.accumulate_grad_batches <= 0:
             raise ConfigError("trainer.accumulate_grad_batches must be positive")
         if not isinstance(self.budget_counts_validation, bool):

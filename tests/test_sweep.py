@@ -26,6 +26,10 @@ SMOKE = REPO / "sweeps" / "table3-smoke.yaml"
 
 
 def sweep(*args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    """``lit-transformer sweep ARGS``, one worker unless ARGS say otherwise (the default on a
+    small machine is one per core)."""
+    if "--workers" not in args and "--status" not in args:
+        args = (*args, "--workers", "1")
     return subprocess.run(
         [sys.executable, "-m", "lit_transformer", "sweep", *args],
         capture_output=True,
@@ -167,23 +171,41 @@ def test_seeds_flag_runs_one_seed_first_and_a_rerun_adds_the_rest(
     spec = write_spec(
         tiny_spec_dir,
         "seeds",
-        "rows: [base, A-h1]\nseeds: [1, 2]\nbudget: {max_steps: 2}\nbeam: 1\n",
+        "rows: [base, A-h1]\nseeds: [1, 2]\nbudget: {steps: 2, row_scale: {A-h1: 2}}\nbeam: 1\n"
+        "overrides: {trainer: {precision: auto}}\n",
     )
     args = (str(spec), "--run-dir", str(tmp_path))
     env = {**env, "LIT_TRANSFORMER_DATA": str(small_data_root)}
-    first = sweep(*args, "--seeds", "1", env=env, timeout=300)
+    # The first worker's CPU is slow at bf16, so `auto` pins 32 for the study; the second run
+    # claims a fast-bf16 CPU and still runs 32 (one study never mixes precisions).
+    first = sweep(
+        *args, "--seeds", "1", env={**env, "LIT_TRANSFORMER_CPU_BF16": "slow"}, timeout=300
+    )
     assert first.returncode == 0, first.stderr[-3000:]
+    assert "precision 32 (auto: LIT_TRANSFORMER_CPU_BF16=slow)" in first.stdout
     url = f"sqlite:///{tmp_path / 'seeds.db'}"
     trials = load(url, "seeds").trials
     assert [(t.params["row"], t.params["seed"]) for t in trials] == [("base", 1), ("A-h1", 1)]
-    again = sweep(*args, env=env, timeout=300)  # the spec's seeds: only seed 2 is new
+    fast = {**env, "LIT_TRANSFORMER_CPU_BF16": "fast"}
+    again = sweep(*args, env=fast, timeout=300)  # the spec's seeds: only seed 2 is new
     assert again.returncode == 0, again.stderr[-3000:]
     study = load(url, "seeds")
+    assert study.user_attrs["precision"] == "32"
+    assert study.user_attrs["protocol"] == "equal steps"
+    # Exactly the budget's optimizer steps per row, whatever the row's speed (A-h1: 2x).
+    assert {(t.params["row"], t.user_attrs["steps"]) for t in study.trials} == {
+        ("base", 2),
+        ("A-h1", 4),
+    }
+    assert [t.user_attrs["precision"] for t in study.trials] == ["32"] * 4
+    frozen = __import__("yaml").safe_load((tmp_path / "seeds/base/seed2/params.yaml").read_text())
+    assert frozen["trainer"]["precision"] == "32"
+    assert "precision: 32 (explicit)" in (tmp_path / "seeds/base/seed2/trial.log").read_text()
     assert grid_counts(study) == Counter({(r, s): 1 for r in ("base", "A-h1") for s in (1, 2)})
     assert study.user_attrs["budget_counts_validation"] is True  # the spec keeps the default
     assert study.user_attrs["commands"] == [
-        f"lit-transformer sweep {spec} --seeds 1 --run-dir {tmp_path}",
-        f"lit-transformer sweep {spec} --run-dir {tmp_path}",
+        f"lit-transformer sweep {spec} --seeds 1 --workers 1 --run-dir {tmp_path}",
+        f"lit-transformer sweep {spec} --workers 1 --run-dir {tmp_path}",
     ]
 
 
@@ -283,6 +305,7 @@ def test_killed_worker_is_resumed_from_checkpoint(
         "WANDB_MODE": "disabled",
     }
     cmd = [sys.executable, "-m", "lit_transformer", "sweep", str(spec), "--run-dir", str(tmp_path)]
+    cmd += ["--workers", "1"]
     worker = subprocess.Popen(
         cmd, cwd=REPO, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -370,3 +393,43 @@ def test_trial_with_two_ddp_devices(tmp_path, tiny_spec_dir, env, small_data_roo
     result = json.loads((tmp_path / "ddp" / "base" / "seed1" / "result.json").read_text())
     checks = result["rank_param_checksums"]
     assert len(checks) == 2 and checks[0] == checks[1]
+
+
+def test_budget_kinds_set_the_trainer_and_name_the_protocol(tmp_path, tiny_spec_dir):
+    from lit_transformer.config import ConfigError
+    from lit_transformer.sweep.spec import load_spec
+
+    steps = load_spec(
+        write_spec(tiny_spec_dir, "st", "budget: {steps: 30, row_scale: {A-h1: 3}}\n")
+    )
+    assert steps.protocol == "equal steps"
+    assert steps.trial_overrides({"row": "base"})["trainer"]["max_steps"] == 30
+    assert steps.trial_overrides({"row": "A-h1"})["trainer"]["max_steps"] == 90
+    minutes = load_spec(write_spec(tiny_spec_dir, "mi", "budget: {minutes: 5}\n"))
+    assert minutes.protocol == "equal training time"
+    trainer = minutes.trial_overrides({"row": "base"})["trainer"]
+    assert trainer["max_minutes"] == 5 and trainer["budget_counts_validation"] is False
+    assert trainer["max_steps"] == -1
+    for bad in (
+        "{steps: 3, minutes: 2}",
+        "{steps: 0}",
+        "{minutes: x}",
+        "{steps: 3, row_scale: {nope: 2}}",
+    ):
+        with pytest.raises(ConfigError):
+            load_spec(write_spec(tiny_spec_dir, "bad", f"budget: {bad}\n"))
+
+
+def test_default_workers_one_per_core_on_a_small_cpu_machine(monkeypatch):
+    import torch
+
+    from lit_transformer.sweep import orchestrator
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for cores, expected in ((1, 1), (2, 2), (4, 4), (16, 1)):
+        monkeypatch.setattr(orchestrator.os, "cpu_count", lambda c=cores: c)
+        assert orchestrator.default_workers() == expected
+    monkeypatch.setattr(orchestrator.os, "cpu_count", lambda: 2)
+    assert orchestrator.default_workers(devices=2) == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert orchestrator.default_workers() == 1

@@ -16,8 +16,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from lit_transformer.config import DECODE_PRECISIONS, ConfigError
+from lit_transformer.config import ConfigError
 from lit_transformer.malloc import reuse_freed_memory
+from lit_transformer.precision import DECODE_PRECISIONS, TRAIN_PRECISIONS
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -214,7 +215,7 @@ def _sweep_command(args: argparse.Namespace, redacted_url: str) -> str:
     for flag, value in (
         ("--storage", redacted_url if args.storage else None),
         ("--study-name", args.study_name),
-        ("--workers", args.workers if args.workers > 1 else None),
+        ("--workers", args.workers),
         ("--devices", args.devices),
         ("--run-dir", args.run_dir if args.run_dir != "runs/sweeps" else None),
     ):
@@ -246,10 +247,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         study = load_or_create_study(open_storage(url), name)
         print(format_status(status_table(study), name))
         return 0
-    workers = max(1, args.workers)
+    from lit_transformer.sweep.orchestrator import default_workers
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
+    workers = args.workers or default_workers(spec.devices)
     threads = args.threads or max(1, (os.cpu_count() or 1) // (workers * spec.devices))
     shown_url = redact(url)
-    print(f"sweep {name}: {spec.kind}, storage {shown_url}, {workers} worker(s)", flush=True)
+    print(
+        f"sweep {name}: {spec.kind}, storage {shown_url}, {workers} worker(s) × {threads} "
+        "thread(s)",
+        flush=True,
+    )
     command = None if args.child else _sweep_command(args, shown_url)
     if workers == 1:
         Worker(spec, url, name, run_dir, threads, args.wandb, command).run()
@@ -345,6 +354,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
         result = bench.bench_train(shape, steps=args.steps, rounds=args.rounds)
         text = (
+            f"{result['cpu']}, {result['threads']} threads, {result['precision']} "
+            f"({result['precision_reason']})\n"
             f"ours {result['ours']['tgt_tokens_per_s']:.0f} tgt tok/s, "
             f"{result['ours']['flops_per_s'] / 1e9:.1f} GFLOP/s "
             f"({100 * result['ours']['fraction_of_peak']:.0f}% of measured matmul peak "
@@ -357,12 +368,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
             args.ckpt, args.data_root, args.split, args.beam, args.limit, args.precision
         )
         text = (
+            f"{result['cpu']}, {result['threads']} threads\n"
             f"{result['sentences']} sentences, beam {result['beam']}, {result['precision']}: "
             "cached "
             f"{result['cached']['seconds']:.1f} s ({result['cached']['sentences_per_s']:.1f}/s), "
             f"uncached {result['uncached']['seconds']:.1f} s; speed-up "
             f"{result['cache_speedup']:.2f}x, identical output: {result['identical_output']}"
         )
+    elif args.what == "choices":
+        result = bench.bench_choices(args.precision, args.reps)
+        lines = [f"{result['cpu']}, {result['threads']} threads, {result['precision']}"]
+        for name, r in result["choices"].items():
+            lines.append(
+                f"{name}: ours {r['ours_ms']:.2f} ms, alternative {r['alternative_ms']:.2f} ms, "
+                f"{r['speedup']:.2f}x"
+            )
+        text = "\n".join(lines)
     else:
         result = bench.bench_batching(args.corpus, args.vocab_size, args.max_tokens, args.data_root)
         text = (
@@ -388,7 +409,8 @@ def _add_decode_precision(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         choices=DECODE_PRECISIONS,
-        help="decoding precision (default: the one the model was trained in)",
+        help="decoding precision (default auto: the training precision where it is fast here, "
+        "else 32)",
     )
 
 
@@ -420,7 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="output directory (result.json, checkpoints)")
     sp.add_argument("--data-root", help="data root (default: $LIT_TRANSFORMER_DATA)")
     sp.add_argument("--devices", type=int)
-    sp.add_argument("--precision", choices=["32", "bf16-mixed"])
+    sp.add_argument(
+        "--precision",
+        choices=TRAIN_PRECISIONS,
+        help="auto (default): bf16-mixed where bf16 matmuls are fast here, else 32",
+    )
     sp.add_argument("--wandb", choices=["online", "offline", "disabled"])
     sp.add_argument("--group", help="W&B group (a sweep passes its study name)")
     sp.add_argument("--beam", type=int, default=4, help="beam for the final evaluation")
@@ -450,7 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("spec", help="study spec, e.g. sweeps/table3-cpu.yaml")
     sp.add_argument("--storage", help="Optuna storage URL (default: sqlite file in --run-dir)")
     sp.add_argument("--study-name", help="study name (default: the spec's)")
-    sp.add_argument("--workers", type=int, default=1, help="worker processes on this host")
+    sp.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes on this host (default: one per core, one thread each, on a CPU "
+        "machine of up to 4 cores; else 1 with every core)",
+    )
     sp.add_argument("--devices", type=int, help="devices per trial (DDP when > 1)")
     sp.add_argument(
         "--seeds",
@@ -493,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("rounds", 3),
     ):
         b.add_argument(f"--{name}", type=int, default=default)
-    b.add_argument("--precision", choices=["32", "bf16-mixed"], default="32")
+    b.add_argument("--precision", choices=DECODE_PRECISIONS, default="auto")
     b.add_argument("--json", action="store_true")
     b = bench_sub.add_parser("decode", help="beam search with and without the KV cache")
     b.add_argument("--ckpt", required=True)
@@ -502,6 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--beam", type=int, default=4)
     b.add_argument("--limit", type=int, help="first N sentences only")
     _add_decode_precision(b)
+    b.add_argument("--json", action="store_true")
+    b = bench_sub.add_parser(
+        "choices", help="each CPU-specific kernel choice against its alternative, on this CPU"
+    )
+    b.add_argument("--precision", choices=DECODE_PRECISIONS, default="auto")
+    b.add_argument("--reps", type=int, default=20)
     b.add_argument("--json", action="store_true")
     b = bench_sub.add_parser("batching", help="real-token fraction of training batches")
     b.add_argument("--corpus", default="multi30k")

@@ -1,8 +1,9 @@
 """Raw text in, raw text out: tokenise, batch by length, beam search, detokenise.
 
-Decoding runs in the precision the model was trained in (``trainer.precision`` in its
-checkpoint), as the validation inside a trial does, unless a precision is given: a
-``bf16-mixed`` model decodes under bf16 autocast (matmuls in bf16, softmax and scores in fp32).
+Decoding precision is ``auto`` unless one is given: a ``bf16-mixed`` model decodes under bf16
+autocast (matmuls in bf16, softmax and scores in fp32) where bf16 is fast on this machine, as the
+validation inside its trial did, and in fp32 where bf16 is slow (``precision.decode_precision``);
+an fp32 model decodes in fp32.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from lit_transformer.config import DECODE_PRECISIONS, ConfigError
 from lit_transformer.decoding.beam import DECODE_BATCH_TOKENS, beam_search
 from lit_transformer.training.average import CheckpointError
 
@@ -59,13 +59,12 @@ def load_module(ckpt: str | Path):
 
 
 def decode_precision(module, precision: str | None) -> str:
-    """``precision``, or the one closest to the checkpoint's training precision: bf16 autocast
-    for a bf16 model, fp32 otherwise (fp16 is no use on CPUs)."""
-    if precision is not None:
-        if precision not in DECODE_PRECISIONS:
-            raise ConfigError(f"decoding precision must be 32 or bf16-mixed, got {precision!r}")
-        return precision
-    return "bf16-mixed" if str(module.cfg.trainer.precision).startswith("bf16") else "32"
+    """``precision``, or under ``auto`` (None) the checkpoint's training precision where it is
+    fast on the module's device (``precision.decode_precision``)."""
+    from lit_transformer.precision import decode_precision as choose
+
+    device = next(module.parameters()).device.type
+    return choose(module.cfg.trainer.precision, precision, device)
 
 
 class Translator:

@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lit_transformer.model.cpu_kernels import cpu_kernel
 
-# On CPU, attention is written out as matmul–softmax–matmul. For translation's short
-# sequences SDPA's fused "flash" CPU kernel is 4-5x slower than its math path (fwd+bwd,
-# 128x4 heads x 16 tokens x 64: 31 ms vs 7 ms), and the math path itself is 1.3x (training)
-# to 3.5x (one query against cached keys while decoding) slower than these three ops, measured
-# on this project's 2-core AVX-512 CPU. GPUs take SDPA's fused kernels.
+
+# On CPU, attention is written out as matmul–softmax–matmul: faster than SDPA's CPU paths in
+# training and decoding on AVX-512 CPUs, and as fast in training and faster in decoding on AVX2
+# CPUs (model/cpu_kernels.py, BENCHMARKS.md). GPUs take SDPA's fused kernels.
 def _causal_bias(t: int, device: torch.device) -> Tensor:
     return torch.full((t, t), float("-inf"), device=device).triu_(1)
 
@@ -49,7 +49,8 @@ def scaled_dot_product_attention(
 ) -> Tensor:
     """softmax(Q Kᵀ / √d_k + mask) V; ``mask`` bool (True = attend) or additive float."""
     if q.device.type == "cpu":
-        return _cpu_attention(q, k, v, mask, dropout_p, is_causal)
+        if cpu_kernel("decode_attention" if q.size(-2) == 1 else "attention") == "matmul":
+            return _cpu_attention(q, k, v, mask, dropout_p, is_causal)
     return F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal
     )

@@ -60,9 +60,33 @@ def _budget(attrs: dict[str, Any]) -> str:
     minutes = "{} min of training" + (
         " (periodic validation included)" if counted else " (validation not counted)"
     )
+    if "steps" in budget:
+        scaled = ", ".join(f"{r} ×{m:g}" for r, m in (budget.get("row_scale") or {}).items())
+        return f"{budget['steps']} optimizer steps per row" + (f" ({scaled})" if scaled else "")
+    if "minutes" in budget:
+        return f"{budget['minutes']} min of training steps per row (validation not counted)"
     parts = {"max_minutes": minutes, "max_steps": "{} steps"}
     text = " or ".join(parts[k].format(v) for k, v in budget.items())
     return text + (", whichever ends first" if len(budget) > 1 else "")
+
+
+def _protocol(attrs: dict[str, Any]) -> str:
+    """The protocol of a study from before it was recorded, from its budget."""
+    from lit_transformer.sweep.spec import budget_protocol
+
+    budget = attrs.get("budget")
+    if budget is None:
+        return "?"
+    counted = attrs.get("budget_counts_validation", True)
+    return budget_protocol(budget, {"trainer": {"budget_counts_validation": counted}})
+
+
+def _precision(attrs: dict, study: optuna.Study) -> str:
+    """The study's pinned precision; a study from before pinning names what its trials ran."""
+    if attrs.get("precision"):
+        return f"{attrs['precision']} (pinned by the study: {attrs.get('precision_reason', '?')})"
+    ran = {t.user_attrs.get("precision") for t in study.trials} - {None}
+    return ", ".join(sorted(ran)) if ran else "not recorded (a study from before pinning)"
 
 
 def make_report(
@@ -103,11 +127,13 @@ def make_report(
         "study": study_name,
         "command": " ; then ".join(attrs.get("commands") or [attrs.get("command", "?")]),
         "scale": f"{ablation.scale or '?'}: {ablation.description}".rstrip(": "),
+        "protocol": attrs.get("protocol") or _protocol(attrs),
         "budget per trial": _budget(attrs),
         "data": f"{data.corpus} {data.src_lang}→{data.tgt_lang}, dev PPL and BLEU on its dev split"
         + (f" ({len(refs)} sentences)" if refs else ""),
         "BLEU": "sacreBLEU " + (", ".join(sorted(signatures)) or "?"),
         "hardware": attrs.get("hardware", "?"),
+        "precision": _precision(attrs, study),
         "wall time": f"{span.total_seconds() / 3600:.2f} h (first trial start to last end)"
         if span
         else "?",

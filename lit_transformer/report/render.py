@@ -157,8 +157,9 @@ def write_all(
     written = []
     frame.to_csv(out / "table3.csv", index=False, float_format="%.4f")
     written.append(out / "table3.csv")
+    title = f"Table 3 replica: {meta.get('protocol', '?')}"
     md = [
-        "# Table 3 replica",
+        f"# {title}",
         "",
         *[f"- {line}" for line in lines],
         "",
@@ -195,10 +196,10 @@ def write_all(
         for p in pngs
     )
     page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Table 3 replica</title>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
         "font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}"
-        "</style></head><body><h1>Table 3 replica</h1><ul>"
+        f"</style></head><body><h1>{html.escape(title)}</h1><ul>"
         + "".join(f"<li>{html.escape(line)}</li>" for line in lines)
         + "</ul>"
         + shown.to_html(index=False, escape=True)

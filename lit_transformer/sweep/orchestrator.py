@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -144,20 +145,12 @@ def trial_params(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
 
 
 def hardware() -> str:
-    """A one-line description of this machine (CPU model, cores, GPUs)."""
-    import platform
-
+    """A one-line description of this machine (CPU model, capability, cores, GPUs)."""
     import torch
 
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{model}, {os.cpu_count()} cores"
+    from lit_transformer.precision import cpu_description
+
+    text = cpu_description()
     if torch.cuda.is_available():
         text += f", {torch.cuda.device_count()}x {torch.cuda.get_device_name()}"
     return text
@@ -172,6 +165,7 @@ def record_provenance(study: optuna.Study, spec: SweepSpec, command: str) -> Non
         study.set_user_attr("spec", str(spec.path))
         study.set_user_attr("hardware", hardware())
         study.set_user_attr("budget", dict(spec.budget))
+        study.set_user_attr("protocol", spec.protocol)
         trainer = spec.overrides.get("trainer") or {}
         counts = trainer.get("budget_counts_validation", TrainerConfig.budget_counts_validation)
         study.set_user_attr("budget_counts_validation", counts)
@@ -179,6 +173,50 @@ def record_provenance(study: optuna.Study, spec: SweepSpec, command: str) -> Non
     commands = attrs.get("commands") or [attrs.get("command", command)]
     if command not in commands:
         study.set_user_attr("commands", [*commands, command])
+
+
+SMALL_MACHINE_CORES = 4
+
+
+def default_workers(devices: int = 1) -> int:
+    """Workers for ``sweep`` without ``--workers``. On a small CPU machine, one single-threaded
+    trial per core: 2 workers × 1 thread trained 1.25× the steps/s of the machine that one
+    2-thread trial did on 2 cores (BENCHMARKS.md, "Sweeps on 2 cores"; small models use two
+    threads poorly). Elsewhere (GPUs, or more cores: not measured) one worker."""
+    import torch
+
+    cores = os.cpu_count() or 1
+    if torch.cuda.is_available() or devices > 1 or cores > SMALL_MACHINE_CORES:
+        return 1
+    return cores
+
+
+def requested_precision(spec: SweepSpec) -> tuple[object, str]:
+    """(precision, accelerator) a trial of ``spec`` asks for: the spec's overrides, else the
+    ablation file's (``auto`` in the committed files)."""
+    cfg = spec.ablation.row_config(spec.rows[0], spec.trial_overrides({"row": spec.rows[0]}))
+    return cfg.trainer.precision, cfg.trainer.accelerator
+
+
+def pin_precision(study: optuna.Study, spec: SweepSpec) -> str:
+    """The study's precision (call under the study lock): the first worker resolves the spec's
+    precision on its machine and records it; every later worker, on whatever hardware, runs
+    that precision, so one study never mixes precisions (a bf16 study continued on a CPU
+    without fast bf16 says so in one warning line, and stays bf16)."""
+    from lit_transformer.precision import resolve, slow_precision_warning
+
+    requested, accelerator = requested_precision(spec)
+    pinned = study.user_attrs.get("precision")
+    if pinned is None:
+        pinned, why = resolve(requested, accelerator)
+        study.set_user_attr("precision", pinned)
+        study.set_user_attr("precision_reason", f"{why}; on {hardware()}")
+        print(f"study {study.study_name}: precision {pinned} ({why})", flush=True)
+        return pinned
+    warning = slow_precision_warning(pinned, accelerator)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    return pinned
 
 
 class Worker:
@@ -208,9 +246,10 @@ class Worker:
 
     def run(self) -> int:
         """Work until the study has nothing left; returns the number of trials run."""
-        if self.spec.kind == "grid":
-            with study_lock(self.storage, self.name):
+        with study_lock(self.storage, self.name):
+            if self.spec.kind == "grid":
                 enqueue_grid(self.study, self.spec)
+            self.precision = pin_precision(self.study, self.spec)
         done = 0
         while True:
             optuna.storages.fail_stale_trials(self.study)
@@ -241,6 +280,7 @@ class Worker:
         out = self.trial_dir(trial, params)
         out.mkdir(parents=True, exist_ok=True)
         overrides = spec.trial_overrides(params)
+        overrides["trainer"]["precision"] = self.precision  # pinned by the study
         (out / "params.yaml").write_text(yaml.safe_dump(overrides, sort_keys=True))
         (out / "trial.json").write_text(
             json.dumps(
@@ -327,6 +367,7 @@ class Worker:
                 "git_commit",
                 "status",
                 "dev_hypotheses",
+                "precision",
             ):
                 if result.get(key) is not None:
                     trial.set_user_attr(key, result[key])

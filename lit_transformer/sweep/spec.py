@@ -7,9 +7,19 @@ Two kinds:
   Optuna ``sampler`` and ``pruner`` on dev loss, for ``n_trials`` trials (seeds cycle).
 
 Common keys: ``study`` (default name), ``ablation`` (path, relative to the repository root or
-the spec), ``budget`` (``max_steps`` and/or ``max_minutes`` per trial), ``overrides`` (config
-patch for every trial), ``devices`` per trial, ``beam`` for the final evaluation, ``test``
-(also score the test set), ``max_retry`` for trials whose worker died.
+the spec), ``budget`` (below), ``overrides`` (config patch for every trial), ``devices`` per
+trial, ``beam`` for the final evaluation, ``test`` (also score the test set), ``max_retry`` for
+trials whose worker died.
+
+Budget kinds, one per protocol, recorded with the study and named in its report:
+
+* ``budget: {steps: N}``: **equal steps**, the paper's protocol. Every row trains exactly N
+  optimizer steps on the same batches; ``row_scale: {big: 3}`` multiplies a row's N, as the
+  paper's big trains 300k steps against 100k.
+* ``budget: {minutes: M}``: **equal training time** (compute-matched): M minutes of training
+  steps per row, validation not counted.
+* the older ``max_steps`` / ``max_minutes`` set ``trainer.max_steps`` / ``max_minutes`` as
+  they are (``max_minutes`` counts periodic validation unless the overrides say otherwise).
 """
 
 from __future__ import annotations
@@ -63,6 +73,21 @@ class SweepSpec:
     search_space: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
+    def protocol(self) -> str:
+        """What the budget holds equal across rows (the report's title names it)."""
+        return budget_protocol(self.budget, self.overrides)
+
+    def budget_overrides(self, row: str | None) -> dict[str, Any]:
+        """The trainer settings that carry out the budget for ``row``."""
+        b = self.budget
+        if "steps" in b:
+            scale = (b.get("row_scale") or {}).get(row, 1)
+            return {"max_steps": int(round(b["steps"] * scale)), "max_minutes": None}
+        if "minutes" in b:
+            return {"max_minutes": b["minutes"], "max_steps": -1, "budget_counts_validation": False}
+        return dict(b)
+
+    @property
     def grid(self) -> list[tuple[str, int]]:
         # Seed-major: the whole table for the first seed comes first, so a sweep stopped early
         # (or read while running) has complete tables rather than complete rows.
@@ -70,7 +95,8 @@ class SweepSpec:
 
     def trial_overrides(self, params: dict[str, Any]) -> dict[str, Any]:
         """Config patch of one trial: the spec's overrides, the budget, sampled values."""
-        patch: dict[str, Any] = deep_merge(self.overrides, {"trainer": dict(self.budget)})
+        budget = self.budget_overrides(params.get("row"))
+        patch: dict[str, Any] = deep_merge(self.overrides, {"trainer": budget})
         patch["trainer"]["devices"] = self.devices
         for key, value in params.items():
             if "." not in key:
@@ -81,6 +107,45 @@ class SweepSpec:
                 node = node.setdefault(part, {})
             node[leaf] = value
         return patch
+
+
+EQUAL_STEPS = "equal steps"
+EQUAL_TIME = "equal training time"
+
+
+def budget_protocol(budget: dict[str, Any], overrides: dict[str, Any] | None = None) -> str:
+    if "steps" in budget or set(budget) == {"max_steps"}:
+        return EQUAL_STEPS
+    if "minutes" in budget:
+        return EQUAL_TIME
+    if "max_minutes" in budget:
+        trainer = (overrides or {}).get("trainer") or {}
+        if trainer.get("budget_counts_validation", True) is False and "max_steps" not in budget:
+            return EQUAL_TIME
+        return "equal wall time (validation included)" if "max_steps" not in budget else "mixed"
+    return "each row's own max_steps"
+
+
+def _check_budget(path: Path, budget: Any) -> dict[str, Any]:
+    if not isinstance(budget, dict):
+        raise ConfigError(f"{path}: budget must be a mapping such as {{steps: 3000}}")
+    keys = set(budget)
+    new = keys & {"steps", "minutes"}
+    if new and (len(new) > 1 or keys - {"steps", "minutes", "row_scale"}):
+        raise ConfigError(f"{path}: budget takes one of steps or minutes (with row_scale)")
+    if not new and keys - {"max_steps", "max_minutes"}:
+        raise ConfigError(
+            f"{path}: budget takes steps or minutes (or the older max_steps and/or max_minutes)"
+        )
+    if "row_scale" in keys and ("steps" not in keys or not isinstance(budget["row_scale"], dict)):
+        raise ConfigError(f"{path}: budget.row_scale maps rows to step multipliers, with steps")
+    for key in ("steps", "minutes", "max_steps", "max_minutes"):
+        value = budget.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigError(f"{path}: budget.{key} must be a number, got {value!r}")
+        if key in ("steps", "minutes") and value is not None and value <= 0:
+            raise ConfigError(f"{path}: budget.{key} must be positive, got {value!r}")
+    return budget
 
 
 def _resolve(path_text: str, spec_path: Path) -> Path:
@@ -120,9 +185,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         rows = [raw.get("row", "base")]
     for row in rows:
         ablation.row(str(row))  # unknown row -> one clear line
-    budget = raw.get("budget") or {}  # absent: each row's own trainer.max_steps
-    if not isinstance(budget, dict) or set(budget) - {"max_steps", "max_minutes"}:
-        raise ConfigError(f"{path}: budget takes max_steps and/or max_minutes per trial")
+    budget = _check_budget(path, raw.get("budget") or {})  # absent: each row's own max_steps
     spec = SweepSpec(
         path=path,
         study=str(raw.get("study", path.stem)),
@@ -153,5 +216,7 @@ def load_spec(path: str | Path) -> SweepSpec:
                 )
     # Every trial's configuration must be valid before anything runs.
     for row in spec.rows:
-        ablation.row_config(row, spec.trial_overrides({}))
+        ablation.row_config(row, spec.trial_overrides({"row": row}))
+    for row in budget.get("row_scale") or {}:
+        ablation.row(str(row))
     return spec

@@ -24,10 +24,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lit_transformer.config import RunConfig
 from lit_transformer.data.datamodule import TranslationDataModule
+from lit_transformer.precision import resolve as resolve_precision
 from lit_transformer.training.average import average_checkpoints, find_checkpoints, save_atomic
 from lit_transformer.training.budget import TrainingTimeBudget
 from lit_transformer.training.loggers import build_loggers
 from lit_transformer.training.module import LitTransformer
+from lit_transformer.training.progress import ProgressLine
 
 
 @dataclass
@@ -131,6 +133,13 @@ def build_trainer(spec: RunSpec, loggers: list | bool, callbacks: list) -> L.Tra
         max_time = {"minutes": tr.max_minutes}
     elif tr.max_minutes:
         callbacks = [*callbacks, TrainingTimeBudget(tr.max_minutes)]
+    if not sys.stderr.isatty() and (tr.progress_every_s or tr.progress_every_n_steps):
+        callbacks = [
+            *callbacks,
+            ProgressLine(
+                tr.progress_every_s, tr.progress_every_n_steps, tr.max_steps, tr.max_minutes
+            ),
+        ]
     accelerator = tr.accelerator
     strategy = tr.strategy
     if tr.devices > 1 and strategy == "auto":
@@ -139,7 +148,7 @@ def build_trainer(spec: RunSpec, loggers: list | bool, callbacks: list) -> L.Tra
         accelerator=accelerator,
         devices=tr.devices,
         strategy=strategy,
-        precision=tr.precision,
+        precision=resolve_precision(tr.precision, tr.accelerator)[0],  # as is, unless auto
         max_steps=tr.max_steps,
         max_epochs=tr.max_epochs if tr.max_epochs is not None else -1,
         max_time=max_time,
@@ -158,6 +167,24 @@ def build_trainer(spec: RunSpec, loggers: list | bool, callbacks: list) -> L.Tra
     )
 
 
+def is_rank_zero() -> bool:
+    """Rank 0 of the whole job, before and after the process group exists."""
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("RANK", "0")) == 0
+
+
+def resolve_run_precision(cfg: RunConfig) -> str:
+    """Turn ``trainer.precision: auto`` into the precision that runs (printed once, then
+    recorded in the checkpoint's hyper-parameters, ``result.json`` and the W&B config)."""
+    from lit_transformer import precision as prec
+
+    tr = cfg.trainer
+    tr.precision, why = prec.resolve(tr.precision, tr.accelerator)
+    prec.share_with_children(tr.accelerator)  # DDP ranks re-launched from here agree
+    if is_rank_zero():
+        print(f"precision: {tr.precision} ({why})", file=sys.stderr, flush=True)
+    return tr.precision
+
+
 def run_fit(spec: RunSpec) -> dict[str, Any]:
     t0 = time.time()
     cfg = spec.config
@@ -165,6 +192,7 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(spec.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
+    resolve_run_precision(cfg)
 
     dm = build_datamodule(cfg, spec.seed)
     dm.prepare_data()
@@ -203,6 +231,7 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
         "git_commit": git_commit(),
         "data_hash": dm.data_hash,
         "tokenizer_hash": dm.tokenizer.sha256,
+        "precision": cfg.trainer.precision,  # as resolved: what ran
     }
     loggers = build_loggers(
         out,

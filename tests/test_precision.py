@@ -129,3 +129,16 @@ def test_a_bf16_checkpoint_decodes_in_fp32_where_bf16_is_slow(
     assert auto.translate(lines) == load_translator(labelled, "32").translate(lines)
     bf16("fast")
     assert load_translator(labelled).precision == "bf16-mixed"
+
+
+def test_a_study_from_before_pinning_keeps_what_its_trials_ran(tmp_path, bf16, capsys):
+    from lit_transformer.sweep.orchestrator import pin_precision
+    from lit_transformer.sweep.spec import load_spec
+
+    study = optuna.create_study(study_name="old", storage=f"sqlite:///{tmp_path / 'o.db'}")
+    trial = study.ask()
+    trial.set_user_attr("precision", "bf16-mixed")
+    study.tell(trial, 5.0)
+    bf16("slow")  # auto would say 32 here
+    assert pin_precision(study, load_spec("sweeps/table3-smoke.yaml")) == "bf16-mixed"
+    assert study.user_attrs["precision"] == "bf16-mixed"

@@ -208,7 +208,11 @@ def pin_precision(study: optuna.Study, spec: SweepSpec) -> str:
     requested, accelerator = requested_precision(spec)
     pinned = study.user_attrs.get("precision")
     if pinned is None:
-        pinned, why = resolve(requested, accelerator)
+        ran = {t.user_attrs.get("precision") for t in study.get_trials(deepcopy=False)}
+        if len(ran - {None}) == 1:  # a study from before pinning whose trials recorded it
+            pinned, why = (ran - {None}).pop(), "as its earlier trials ran"
+        else:
+            pinned, why = resolve(requested, accelerator)
         study.set_user_attr("precision", pinned)
         study.set_user_attr("precision_reason", f"{why}; on {hardware()}")
         print(f"study {study.study_name}: precision {pinned} ({why})", flush=True)

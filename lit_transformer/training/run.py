@@ -30,6 +30,7 @@ from lit_transformer.training.budget import TrainingTimeBudget
 from lit_transformer.training.loggers import build_loggers
 from lit_transformer.training.module import LitTransformer
 from lit_transformer.training.progress import ProgressLine
+from lit_transformer.training.resume import resumable_checkpoint
 
 
 @dataclass
@@ -43,7 +44,7 @@ class RunSpec:
     test: bool = True
     final_beam: int = 4
     final_alpha: float = 0.6
-    resume: bool = True  # continue from DIR/checkpoints/last.ckpt when it exists
+    resume: bool = True  # continue from DIR/checkpoints' newest readable checkpoint, if any
     callbacks: tuple = ()  # extra Lightning callbacks (e.g. a sweep's pruning reporter)
     job_type: str = "train"
 
@@ -243,8 +244,18 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
         job_type=spec.job_type,
     )
     trainer = build_trainer(spec, loggers, callbacks)
-    last = ckpt_dir / "last.ckpt"
-    resumed_from = str(last) if spec.resume and last.is_file() else None
+    resumed_from = None
+    if spec.resume:
+        found, skipped = resumable_checkpoint(ckpt_dir)
+        resumed_from = str(found) if found else None
+        if skipped and is_rank_zero():
+            for line in skipped:
+                print(f"warning: {line}", file=sys.stderr, flush=True)
+            print(
+                f"resuming from {found}" if found else "no readable checkpoint: starting fresh",
+                file=sys.stderr,
+                flush=True,
+            )
     t_fit = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=resumed_from)
     t_eval = time.time()

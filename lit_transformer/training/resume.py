@@ -1,0 +1,34 @@
+"""Which checkpoint a re-run resumes from: the newest one that loads.
+
+A run killed while writing ``last.ckpt`` (a full disk, an interrupted copy to shared storage,
+a session ended mid-save) leaves a truncated file that ``torch.load`` rejects. Resuming from it
+would fail the retry too, so candidates are tried newest first: ``last.ckpt``, then the
+periodic ``stepNNNNNNN.ckpt`` by step. Each one skipped is reported in one line; with none
+readable the run starts from scratch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lit_transformer.training.average import CheckpointError, _load, find_checkpoints
+
+
+def resumable_checkpoint(ckpt_dir: Path) -> tuple[Path | None, list[str]]:
+    """(the newest checkpoint in ``ckpt_dir`` that loads or None, one line per skipped one)."""
+    if not ckpt_dir.is_dir():
+        return None, []
+    last = ckpt_dir / "last.ckpt"
+    candidates = ([last] if last.is_file() else []) + find_checkpoints(ckpt_dir)[::-1]
+    skipped: list[str] = []
+    for path in candidates:
+        try:
+            data = _load(path)
+        except CheckpointError as exc:
+            skipped.append(f"skipped {exc}")
+            continue
+        if "state_dict" not in data or "loops" not in data:
+            skipped.append(f"skipped {path}: not a training checkpoint (no loop state)")
+            continue
+        return path, skipped
+    return None, skipped

@@ -136,6 +136,13 @@ class TrainerConfig:
         from lit_transformer.precision import normalize
 
         self.precision = normalize(self.precision, what="trainer.precision")
+        if not isinstance(self.progress_every_s, int | float) or self.progress_every_s < 0:
+            raise ConfigError(
+                f"trainer.progress_every_s must be a number >= 0, got {self.progress_every_s!r}"
+            )
+        n = self.progress_every_n_steps
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+            raise ConfigError(f"trainer.progress_every_n_steps must be an integer >= 0, got {n!r}")
         if not isinstance(self.devices, int) or isinstance(self.devices, bool) or self.devices < 1:
             raise ConfigError(f"trainer.devices must be a positive integer, got {self.devices!r}")
         if self.accumulate_grad_batches <= 0:

@@ -8,7 +8,7 @@ from typing import Any
 import lightning as L
 
 from lit_transformer.data.datamodule import TranslationDataModule
-from lit_transformer.decoding.translate import decode_precision, load_module
+from lit_transformer.decoding.translate import load_module
 from lit_transformer.training.run import build_datamodule
 
 
@@ -60,8 +60,14 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Scores as the trial's own final evaluation computes them: by default in the precision
     the model was trained in."""
+    import torch
+
+    from lit_transformer.precision import decode_precision as choose
+
     module = load_module(ckpt)
-    precision = decode_precision(module, precision)
+    # The scoring Trainer moves the model to the GPU where there is one: decide for that device.
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = choose(module.cfg.trainer.precision, precision, device)
     dm = checkpoint_datamodule(module, stage, data_root, corpus, split)
     module.test_beam, module.test_alpha = beam, alpha
     module.cfg.trainer.val_beam, module.cfg.trainer.val_bleu = beam, True

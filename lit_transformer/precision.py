@@ -178,7 +178,7 @@ def slow_precision_warning(precision: str, accelerator: str = "auto") -> str | N
 def share_with_children(accelerator: str = "auto") -> None:
     """Put this process's CPU verdict in the environment, so processes it launches (Lightning's
     DDP ranks) resolve ``auto`` alike without probing again."""
-    if not uses_cuda(accelerator) and BF16_ENV not in os.environ:
+    if not uses_cuda(accelerator):
         os.environ[BF16_ENV] = "fast" if cpu_bf16().fast else "slow"
 
 

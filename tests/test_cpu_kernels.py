@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lit_transformer.config import ConfigError
 from lit_transformer.model import cpu_kernels
 from lit_transformer.model.attention import MultiHeadAttention
 from lit_transformer.model.dropout import Dropout
@@ -28,7 +29,7 @@ def test_the_override_wins_over_the_defaults(kernels):
     assert cpu_kernels.cpu_kernel("attention") == "matmul"
     assert cpu_kernels.cpu_kernel("dropout") == "threshold"
     kernels("attention=flash")
-    with pytest.raises(ValueError, match="bad entry 'attention=flash'"):
+    with pytest.raises(ConfigError, match="bad entry 'attention=flash'"):
         cpu_kernels.choices()
 
 

@@ -142,3 +142,14 @@ def test_a_study_from_before_pinning_keeps_what_its_trials_ran(tmp_path, bf16, c
     bf16("slow")  # auto would say 32 here
     assert pin_precision(study, load_spec("sweeps/table3-smoke.yaml")) == "bf16-mixed"
     assert study.user_attrs["precision"] == "bf16-mixed"
+
+
+def test_an_explicit_precision_other_than_the_pin_is_one_clear_error(tmp_path, bf16):
+    from lit_transformer.sweep.orchestrator import pin_precision
+    from lit_transformer.sweep.spec import load_spec
+
+    study = optuna.create_study(study_name="p", storage=f"sqlite:///{tmp_path / 'p.db'}")
+    study.set_user_attr("precision", "bf16-mixed")
+    spec = load_spec("sweeps/table3-cpu-steps.yaml")  # asks for 32 explicitly
+    with pytest.raises(ConfigError, match="pinned to precision bf16-mixed, the spec asks for 32"):
+        pin_precision(study, spec)

@@ -424,12 +424,14 @@ def test_default_workers_one_per_core_on_a_small_cpu_machine(monkeypatch):
     import torch
 
     from lit_transformer.sweep import orchestrator
+    from lit_transformer.sweep.spec import EQUAL_TIME
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for cores, expected in ((1, 1), (2, 2), (4, 4), (16, 1)):
-        monkeypatch.setattr(orchestrator.os, "cpu_count", lambda c=cores: c)
+        monkeypatch.setattr(orchestrator, "usable_cores", lambda c=cores: c)
         assert orchestrator.default_workers() == expected
-    monkeypatch.setattr(orchestrator.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(orchestrator, "usable_cores", lambda: 2)
     assert orchestrator.default_workers(devices=2) == 1
+    assert orchestrator.default_workers(protocol=EQUAL_TIME) == 1  # time budgets: one at a time
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert orchestrator.default_workers() == 1

@@ -251,7 +251,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
-    workers = args.workers or default_workers(spec.devices)
+    workers = args.workers or default_workers(spec.devices, spec.protocol)
     threads = args.threads or max(1, (os.cpu_count() or 1) // (workers * spec.devices))
     shown_url = redact(url)
     print(
@@ -376,6 +376,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             f"{result['cache_speedup']:.2f}x, identical output: {result['identical_output']}"
         )
     elif args.what == "choices":
+        if args.reps < 1:
+            raise ConfigError(f"--reps must be at least 1, got {args.reps}")
         result = bench.bench_choices(args.precision, args.reps)
         lines = [f"{result['cpu']}, {result['threads']} threads, {result['precision']}"]
         for name, r in result["choices"].items():
@@ -479,8 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--workers",
         type=int,
-        help="worker processes on this host (default: one per core, one thread each, on a CPU "
-        "machine of up to 4 cores; else 1 with every core)",
+        help="worker processes on this host (default: for an equal-steps study on a CPU machine "
+        "of up to 4 cores one per core, one thread each; else 1 with every core)",
     )
     sp.add_argument("--devices", type=int, help="devices per trial (DDP when > 1)")
     sp.add_argument(

@@ -20,6 +20,8 @@ from __future__ import annotations
 import functools
 import os
 
+from lit_transformer.config import ConfigError
+
 KERNELS_ENV = "LIT_TRANSFORMER_CPU_KERNELS"
 OPTIONS = {
     "attention": ("matmul", "sdpa"),
@@ -36,7 +38,7 @@ def _overrides() -> dict[str, str]:
         name, _, value = (x.strip() for x in part.partition("="))
         if value not in OPTIONS.get(name, ()):
             choices = "; ".join(f"{k}={'|'.join(v)}" for k, v in OPTIONS.items())
-            raise ValueError(f"{KERNELS_ENV}: bad entry {part!r} (choices: {choices})")
+            raise ConfigError(f"{KERNELS_ENV}: bad entry {part!r} (choices: {choices})")
         out[name] = value
     return out
 

@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 
 from lit_transformer.config import ConfigError, TrainerConfig
 from lit_transformer.sweep.launch import TrialLauncher
-from lit_transformer.sweep.spec import SweepSpec
+from lit_transformer.sweep.spec import EQUAL_STEPS, EQUAL_TIME, SweepSpec
 from lit_transformer.sweep.status import all_params
 from lit_transformer.sweep.storage import (
     HEARTBEAT_INTERVAL,
@@ -168,6 +168,8 @@ def record_provenance(study: optuna.Study, spec: SweepSpec, command: str) -> Non
         study.set_user_attr("protocol", spec.protocol)
         trainer = spec.overrides.get("trainer") or {}
         counts = trainer.get("budget_counts_validation", TrainerConfig.budget_counts_validation)
+        if spec.protocol == EQUAL_TIME:
+            counts = False
         study.set_user_attr("budget_counts_validation", counts)
         study.set_user_attr("command", command)
     commands = attrs.get("commands") or [attrs.get("command", command)]
@@ -178,17 +180,25 @@ def record_provenance(study: optuna.Study, spec: SweepSpec, command: str) -> Non
 SMALL_MACHINE_CORES = 4
 
 
-def default_workers(devices: int = 1) -> int:
-    """Workers for ``sweep`` without ``--workers``. On a small CPU machine, one single-threaded
-    trial per core: 2 workers × 1 thread trained 1.25× the steps/s of the machine that one
-    2-thread trial did on 2 cores (BENCHMARKS.md, "Sweeps on 2 cores"; small models use two
-    threads poorly). Elsewhere (GPUs, or more cores: not measured) one worker."""
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_workers(devices: int = 1, protocol: str = EQUAL_STEPS) -> int:
+    """Workers for ``sweep`` without ``--workers``. For an equal-steps study on a small CPU
+    machine, one single-threaded trial per core: 2 workers × 1 thread trained 1.25× the
+    steps/s of the machine that one 2-thread trial did on 2 cores (BENCHMARKS.md, "Sweeps on
+    2 cores"; small models use two threads poorly). A time budget keeps one worker with every
+    core, so that its trials' compute does not depend on how many run at once; so do GPUs and
+    larger machines (not measured)."""
     import torch
 
-    cores = os.cpu_count() or 1
-    if torch.cuda.is_available() or devices > 1 or cores > SMALL_MACHINE_CORES:
-        return 1
-    return cores
+    cores = usable_cores()
+    small_cpu = not torch.cuda.is_available() and devices == 1 and cores <= SMALL_MACHINE_CORES
+    return cores if small_cpu and protocol == EQUAL_STEPS else 1
 
 
 def requested_precision(spec: SweepSpec) -> tuple[object, str]:
@@ -198,25 +208,52 @@ def requested_precision(spec: SweepSpec) -> tuple[object, str]:
     return cfg.trainer.precision, cfg.trainer.accelerator
 
 
+def _precisions_run(study: optuna.Study) -> set[str]:
+    """Precisions the study's finished trials ran: their user attribute, else their
+    ``result.json`` (trials from before the attribute was recorded)."""
+    ran = set()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        precision = t.user_attrs.get("precision")
+        if precision is None and t.user_attrs.get("out_dir"):
+            try:
+                result = json.loads((Path(t.user_attrs["out_dir"]) / "result.json").read_text())
+                precision = result["config"]["trainer"]["precision"]
+            except (OSError, KeyError, ValueError):
+                precision = None
+        if precision is not None:
+            ran.add(str(precision))
+    return ran
+
+
 def pin_precision(study: optuna.Study, spec: SweepSpec) -> str:
     """The study's precision (call under the study lock): the first worker resolves the spec's
     precision on its machine and records it; every later worker, on whatever hardware, runs
     that precision, so one study never mixes precisions (a bf16 study continued on a CPU
     without fast bf16 says so in one warning line, and stays bf16)."""
-    from lit_transformer.precision import resolve, slow_precision_warning
+    from lit_transformer.precision import normalize, resolve, slow_precision_warning
 
     requested, accelerator = requested_precision(spec)
     pinned = study.user_attrs.get("precision")
     if pinned is None:
-        ran = {t.user_attrs.get("precision") for t in study.get_trials(deepcopy=False)}
-        if len(ran - {None}) == 1:  # a study from before pinning whose trials recorded it
-            pinned, why = (ran - {None}).pop(), "as its earlier trials ran"
+        ran = _precisions_run(study)
+        if len(ran) > 1:
+            raise ConfigError(
+                f"study {study.study_name} already mixes precisions {sorted(ran)}; "
+                "start a new study"
+            )
+        if ran:  # a study from before pinning: what its trials ran
+            pinned, why = ran.pop(), "as its earlier trials ran"
         else:
             pinned, why = resolve(requested, accelerator)
         study.set_user_attr("precision", pinned)
         study.set_user_attr("precision_reason", f"{why}; on {hardware()}")
         print(f"study {study.study_name}: precision {pinned} ({why})", flush=True)
         return pinned
+    if normalize(requested) not in ("auto", pinned):
+        raise ConfigError(
+            f"study {study.study_name} is pinned to precision {pinned}, the spec asks for "
+            f"{requested}: one study never mixes precisions (start a new study)"
+        )
     warning = slow_precision_warning(pinned, accelerator)
     if warning:
         print(warning, file=sys.stderr, flush=True)

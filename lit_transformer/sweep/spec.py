@@ -139,6 +139,10 @@ def _check_budget(path: Path, budget: Any) -> dict[str, Any]:
         )
     if "row_scale" in keys and ("steps" not in keys or not isinstance(budget["row_scale"], dict)):
         raise ConfigError(f"{path}: budget.row_scale maps rows to step multipliers, with steps")
+    for row, scale in (budget.get("row_scale") or {}).items():
+        ok = isinstance(scale, int | float) and not isinstance(scale, bool) and scale > 0
+        if not ok or round(budget["steps"] * scale) < 1:
+            raise ConfigError(f"{path}: budget.row_scale.{row} must be a positive number")
     for key in ("steps", "minutes", "max_steps", "max_minutes"):
         value = budget.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):

@@ -71,7 +71,9 @@ class ProgressLine(L.Callback):
         elapsed = now - self._t0
         line = f"step {step}" + (f"/{self.max_steps}" if self.max_steps > 0 else "")
         if loss is not None:
-            line += f"  loss {float(loss.detach()):.3f}"
+            # Lightning hands back the loss divided by the accumulation factor.
+            loss = float(loss.detach()) * trainer.accumulate_grad_batches
+            line += f"  loss {loss:.3f}"
         line += f"  {rate:,.0f} tgt tok/s  elapsed {_clock(elapsed)}"
         left = []
         if self.max_steps > 0:

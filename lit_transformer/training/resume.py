@@ -19,8 +19,12 @@ def resumable_checkpoint(ckpt_dir: Path) -> tuple[Path | None, list[str]]:
     if not ckpt_dir.is_dir():
         return None, []
     last = ckpt_dir / "last.ckpt"
-    candidates = ([last] if last.is_file() else []) + find_checkpoints(ckpt_dir)[::-1]
     skipped: list[str] = []
+    try:
+        periodic = find_checkpoints(ckpt_dir)[::-1]
+    except CheckpointError as exc:  # an oddly named file that could not be read for its step
+        periodic, skipped = [], [f"skipped the periodic checkpoints: {exc}"]
+    candidates = ([last] if last.is_file() else []) + periodic
     for path in candidates:
         try:
             data = _load(path)

@@ -177,10 +177,14 @@ def resolve_run_precision(cfg: RunConfig) -> str:
     """Turn ``trainer.precision: auto`` into the precision that runs (printed once, then
     recorded in the checkpoint's hyper-parameters, ``result.json`` and the W&B config)."""
     from lit_transformer import precision as prec
+    from lit_transformer.model.cpu_kernels import choices
 
+    choices()  # a bad LIT_TRANSFORMER_CPU_KERNELS fails here, as one line, before any set-up
     tr = cfg.trainer
+    auto = tr.precision == prec.AUTO
     tr.precision, why = prec.resolve(tr.precision, tr.accelerator)
-    prec.share_with_children(tr.accelerator)  # DDP ranks re-launched from here agree
+    if auto:
+        prec.share_with_children(tr.accelerator)  # DDP ranks re-launched from here agree
     if is_rank_zero():
         print(f"precision: {tr.precision} ({why})", file=sys.stderr, flush=True)
     return tr.precision

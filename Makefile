@@ -8,7 +8,7 @@ OUT ?= runs/demo
 
 export LIT_TRANSFORMER_DATA := $(abspath $(DATA))
 
-.PHONY: setup demo test test-all bench-quality lint clean
+.PHONY: setup demo test test-unit test-all bench-quality lint clean
 
 $(BIN)/lit-transformer: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ setup: $(BIN)/lit-transformer
 demo: setup
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/lit-transformer fit \
 	  --ablation ablations/table3-cpu.yaml --row base --seed 1 \
-	  --max-minutes $(MINUTES) --trainer.max_steps -1 --trainer.average_last 5 --out $(OUT)
+	  --trainer.max_minutes $(MINUTES) --trainer.max_steps -1 --trainer.average_last 5 --out $(OUT)
 
 # The quality benchmark of the README: 30 minutes of training, beam 4 on test_2016_flickr.
 bench-quality:
@@ -33,6 +33,10 @@ bench-quality:
 
 test: setup
 	WANDB_MODE=offline $(BIN)/python -m pytest -m "not slow" -q
+
+# The fast unit tests of each module (tests/unit/, under a minute).
+test-unit: setup
+	WANDB_MODE=offline $(BIN)/python -m pytest -q tests/unit
 
 test-all: setup
 	WANDB_MODE=offline $(BIN)/python -m pytest -q

@@ -1,9 +1,11 @@
-"""Run configuration: one dataclass per concern (model, data, optim, trainer).
+"""Run configuration: one dataclass per concern (model, data, optim, trainer, decode).
 
-A run's configuration is a nested mapping ``{model, data, optim, trainer}``. It is read from
-YAML (``fit --config``), from an ablation file's defaults plus one row's overrides
-(``fit --ablation FILE --row ROW``) and patched with dotted overrides (``--model.dropout 0.2``).
-Every value is validated here so that a bad input fails with one clear line.
+A run's configuration is a nested mapping ``{model, data, optim, trainer, decode}``. It is
+composed in layers, each on top of the last: the dataclass defaults; an ablation file's
+``defaults`` and one row's changes (``fit --ablation FILE --row ROW``); any number of
+``--config`` YAML files, in order; dotted options (``--model.dropout 0.2``). Every field
+carries its own help (``option(default, help)``), from which ``fit --help`` lists every option
+with its type and default; every value is checked here, so a bad input fails with one line.
 """
 
 from __future__ import annotations
@@ -16,27 +18,36 @@ from typing import Any
 
 import yaml
 
+from lit_transformer.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A configuration problem, reported to the user as one line."""
+
+def option(default: Any, help: str) -> Any:  # noqa: A002 - argparse's name for it
+    """A config field with its default and the help ``fit --help`` shows for it."""
+    return field(default=default, metadata={"help": help})
+
+
+def help_of(f: dataclasses.Field) -> str:
+    return f.metadata.get("help", "")
 
 
 @dataclass
 class ModelConfig:
     """Table 3's knobs. Names follow the paper: N, d_model, d_ff, h, d_k, d_v, P_drop, eps_ls."""
 
-    n_layers: int = 6  # N, for encoder and decoder alike
-    d_model: int = 512
-    d_ff: int = 2048
-    heads: int = 8  # h
-    d_k: int = 64  # queries and keys are h·d_k wide
-    d_v: int = 64  # values are h·d_v wide, projected back to d_model
-    dropout: float = 0.1  # P_drop
-    label_smoothing: float = 0.1  # eps_ls
-    positions: str = "sinusoidal"  # or "learned"
-    max_positions: int = 1024  # table size for learned positions (and sinusoid cache)
-    share_embeddings: bool = True  # one matrix: source emb, target emb, pre-softmax projection
-    vocab_size: int = 0  # 0 = taken from the tokenizer
+    n_layers: int = option(6, "N: layers in the encoder and in the decoder")
+    d_model: int = option(512, "d_model: width of embeddings and of every sub-layer's output")
+    d_ff: int = option(2048, "d_ff: inner width of the position-wise feed-forward network")
+    heads: int = option(8, "h: attention heads")
+    d_k: int = option(64, "d_k: query/key width per head (queries and keys are h·d_k wide)")
+    d_v: int = option(64, "d_v: value width per head (h·d_v, projected back to d_model)")
+    dropout: float = option(0.1, "P_drop: residual, embedding and attention dropout")
+    label_smoothing: float = option(0.1, "eps_ls: label smoothing of the training loss")
+    positions: str = option("sinusoidal", "positional encoding: sinusoidal or learned")
+    max_positions: int = option(1024, "table size of learned positions (and the sinusoid cache)")
+    share_embeddings: bool = option(
+        True, "one matrix for source and target embeddings and the pre-softmax projection"
+    )
+    vocab_size: int = option(0, "vocabulary size (0: the tokenizer's)")
 
     def validate(self) -> None:
         for name in ("n_layers", "d_model", "d_ff", "heads", "d_k", "d_v", "max_positions"):
@@ -61,16 +72,20 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    corpus: str = "multi30k"
-    data_root: str | None = None  # else $LIT_TRANSFORMER_DATA, else ../shared/data
-    src_lang: str = "en"
-    tgt_lang: str = "de"
-    vocab_size: int = 8000  # joint BPE vocabulary
-    max_tokens: int = 4096  # token budget per batch and side (padded), per device
-    max_len: int | None = None  # drop longer training pairs
-    num_workers: int = 0
-    cache_dir: str | None = None
-    max_eval_sentences: int | None = None  # evaluate on the first N dev/test pairs (smoke runs)
+    corpus: str = option("multi30k", "corpus under the data root (see its README)")
+    data_root: str | None = option(
+        None, "data root (default: $LIT_TRANSFORMER_DATA, else ../shared/data)"
+    )
+    src_lang: str = option("en", "source language")
+    tgt_lang: str = option("de", "target language")
+    vocab_size: int = option(8000, "joint SentencePiece BPE vocabulary size")
+    max_tokens: int = option(4096, "token budget per batch and side (padded), per device")
+    max_len: int | None = option(None, "drop training pairs longer than this (tokens)")
+    num_workers: int = option(0, "DataLoader worker processes")
+    cache_dir: str | None = option(None, "where tokenizers and encoded corpora are cached")
+    max_eval_sentences: int | None = option(
+        None, "evaluate on the first N dev/test pairs only (smoke runs)"
+    )
 
     def validate(self) -> None:
         if self.vocab_size <= 0 or self.max_tokens <= 0:
@@ -81,12 +96,12 @@ class DataConfig:
 class OptimConfig:
     """Adam(β1, β2, ε) with lrate = lr_scale · d_model^-0.5 · min(step^-0.5, step·warmup^-1.5)."""
 
-    lr_scale: float = 1.0
-    warmup_steps: int = 4000
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-9
-    weight_decay: float = 0.0
-    clip_grad_norm: float | None = None
+    lr_scale: float = option(1.0, "multiplies the paper's learning-rate schedule")
+    warmup_steps: int = option(4000, "warm-up steps of the schedule")
+    betas: tuple[float, float] = option((0.9, 0.98), "Adam's β1, β2")
+    eps: float = option(1e-9, "Adam's ε")
+    weight_decay: float = option(0.0, "Adam's L2 weight decay")
+    clip_grad_norm: float | None = option(None, "clip the gradient norm to this (off: null)")
 
     def validate(self) -> None:
         if self.lr_scale <= 0:
@@ -97,40 +112,53 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    max_steps: int = -1
-    max_minutes: float | None = None
-    # Whether validation inside fit uses the max_minutes budget (Lightning's max_time: wall
-    # time) or comes on top of it (false: training time only, same steps for equal rows).
-    budget_counts_validation: bool = True
-    max_epochs: int | None = None
-    accumulate_grad_batches: int = 1
-    # auto: bf16-mixed where bf16 matmuls are fast (a bf16 GPU, a CPU with AVX512_BF16/AMX),
-    # else 32 (lit_transformer/precision.py); or 32, bf16-mixed, 16-mixed, bf16-true as given.
-    precision: str = "auto"
-    devices: int = 1
-    accelerator: str = "auto"
-    strategy: str = "auto"
-    val_check_interval: int | float | None = None  # steps between validations
-    check_val_every_n_epoch: int | None = 1
-    val_bleu: bool = True  # decode the dev set at validation (greedy) for BLEU
-    val_beam: int = 1
-    log_every_n_steps: int = 50
-    # Off a terminal (a log file, nohup, CI, a sweep worker) there is no progress bar: one
-    # line every this many seconds or steps instead (0 / null = off).
-    progress_every_s: float = 60.0
-    progress_every_n_steps: int | None = None
-    checkpoint_every_n_steps: int | None = None  # periodic checkpoints, for averaging
-    keep_checkpoints: int = 5  # the paper averages the last 5 (base) or 20 (big)
-    average_last: int = 0  # at the end of fit, average this many checkpoints (0 = off)
-    wandb: str = "offline"  # online | offline | disabled
-    wandb_project: str = "lit_transformer"
-    wandb_group: str | None = None
-    deterministic: bool = False
-    # torch.compile the model's forward for training and teacher-forced evaluation (decoding
-    # stays eager: its shapes change every step). For GPUs; measured slower on this CPU.
-    compile: bool = False
-    # Fault injection for tests of the sweep's failure handling: the loss becomes NaN here.
-    inject_nan_at_step: int | None = None
+    max_steps: int = option(-1, "optimizer steps to train (-1: no step limit)")
+    max_minutes: float | None = option(None, "minutes to train (see budget_counts_validation)")
+    budget_counts_validation: bool = option(
+        True,
+        "max_minutes counts periodic validation (Lightning's max_time: wall time); false: "
+        "training time only, so equal rows get the same steps whatever validation costs",
+    )
+    max_epochs: int | None = option(None, "epochs to train (null: no epoch limit)")
+    accumulate_grad_batches: int = option(1, "batches per optimizer step")
+    precision: str = option(
+        "auto",
+        "auto: bf16-mixed where bf16 matmuls are fast (a bf16 GPU, a CPU with AVX512_BF16/"
+        "AMX), else 32; or 32, bf16-mixed, 16-mixed, bf16-true as given",
+    )
+    devices: int = option(1, "devices (processes) per run; DDP when > 1")
+    accelerator: str = option("auto", "Lightning accelerator: auto, cpu, gpu")
+    strategy: str = option("auto", "Lightning strategy (auto: ddp when devices > 1)")
+    val_check_interval: int | float | None = option(
+        None, "validate every this many steps (an integer > 1) or fraction of an epoch"
+    )
+    check_val_every_n_epoch: int | None = option(1, "validate every this many epochs")
+    val_bleu: bool = option(True, "decode the dev set at validation (with val_beam) for BLEU")
+    val_beam: int = option(1, "beam of validation during training (1: greedy)")
+    log_every_n_steps: int = option(50, "logging interval (steps)")
+    progress_every_s: float = option(
+        60.0, "off a terminal (a log file, CI, a sweep worker): a progress line this often (s)"
+    )
+    progress_every_n_steps: int | None = option(
+        None, "off a terminal: also a progress line every this many steps (0/null: off)"
+    )
+    checkpoint_every_n_steps: int | None = option(
+        None, "periodic checkpoints, for averaging and resuming"
+    )
+    keep_checkpoints: int = option(5, "periodic checkpoints kept (the paper averages 5 or 20)")
+    average_last: int = option(0, "at the end of fit, average this many checkpoints (0: off)")
+    wandb: str = option("offline", "W&B mode: online, offline or disabled")
+    wandb_project: str = option("lit_transformer", "W&B project")
+    wandb_group: str | None = option(None, "W&B group (a sweep sets its study name)")
+    deterministic: bool = option(False, "Lightning's deterministic algorithms")
+    compile: bool = option(
+        False,
+        "torch.compile the forward for training and teacher-forced evaluation (decoding stays "
+        "eager: its shapes change every step); for GPUs, see BENCHMARKS.md",
+    )
+    inject_nan_at_step: int | None = option(
+        None, "fault injection for tests of failure handling: the loss becomes NaN here"
+    )
 
     def validate(self) -> None:
         from lit_transformer.precision import normalize
@@ -159,34 +187,68 @@ class TrainerConfig:
 
 
 @dataclass
+class DecodeConfig:
+    """The paper's decoder (§6.1): beam search with beam size 4, length penalty α = 0.6 and a
+    maximum output length of input length + 50. The one source of these defaults: the final
+    evaluation of ``fit``, ``validate``, ``test``, ``translate``, ``bench decode`` and sweeps."""
+
+    beam: int = option(4, "beam size of the final evaluation")
+    alpha: float = option(0.6, "length penalty α: score = log P / ((5 + |Y|) / 6)^α")
+    max_len_b: int = option(50, "maximum output length: source length + this")
+
+    def validate(self) -> None:
+        for name in ("beam", "max_len_b"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"decode.{name} must be a positive integer, got {value!r}")
+        if float(self.alpha) < 0:
+            raise ConfigError(f"decode.alpha must be >= 0, got {self.alpha!r}")
+
+
+DECODE = DecodeConfig()  # the defaults, for code that takes beam/alpha as arguments
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
 
     def validate(self) -> RunConfig:
-        for section in (self.model, self.data, self.optim, self.trainer):
+        for section in self.sections().values():
             section.validate()
         return self
 
+    def sections(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        raw = self.to_dict()
+        raw["optim"]["betas"] = list(raw["optim"]["betas"])
+        return yaml.safe_dump(raw, sort_keys=False)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> RunConfig:
         raw = raw or {}
         if not isinstance(raw, dict):
-            raise ConfigError("a run configuration must be a mapping of model/data/optim/trainer")
-        unknown = set(raw) - {"model", "data", "optim", "trainer"}
+            raise ConfigError(f"a run configuration must be a mapping of {', '.join(SECTIONS)}")
+        unknown = set(raw) - set(SECTIONS)
         if unknown:
             raise ConfigError(
-                f"unknown config section(s) {sorted(unknown)}; expected model, data, optim, trainer"
+                f"unknown config section(s) {sorted(unknown)}; expected {', '.join(SECTIONS)}"
             )
         sections = {}
         for f in dataclasses.fields(cls):
             sections[f.name] = _build(f.default_factory, raw.get(f.name) or {}, f.name)
         return cls(**sections).validate()
+
+
+SECTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
 
 
 def _build(factory: Any, values: dict[str, Any], section: str) -> Any:
@@ -224,37 +286,6 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def parse_overrides(args: list[str]) -> dict[str, Any]:
-    """Turn Lightning-style ``--model.d_model 256`` / ``--trainer.precision=bf16-mixed`` into a
-    nested mapping; values are parsed as YAML scalars (so ``0.1`` is a float, ``null`` None)."""
-    out: dict[str, Any] = {}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--") or "." not in arg.split("=", 1)[0]:
-            raise ConfigError(
-                f"unrecognised argument {arg!r} (overrides look like --model.dropout 0.2)"
-            )
-        if "=" in arg:
-            key, text = arg[2:].split("=", 1)
-            i += 1
-        else:
-            if i + 1 >= len(args):
-                raise ConfigError(f"override {arg} needs a value")
-            key, text = arg[2:], args[i + 1]
-            i += 2
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            value = text
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return out
-
-
 def load_yaml(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
@@ -266,3 +297,14 @@ def load_yaml(path: str | Path) -> Any:
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}{where}: malformed YAML ({problem})") from None
+
+
+def load_config_files(paths: list[str] | None) -> dict[str, Any]:
+    """Several ``--config`` files, each merged on top of the ones before it."""
+    merged: dict[str, Any] = {}
+    for path in paths or []:
+        loaded = load_yaml(path)
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of {'/'.join(SECTIONS)}")
+        merged = deep_merge(merged, loaded or {})
+    return merged

@@ -4,18 +4,16 @@ glibc serves an allocation above its mmap threshold (128 KiB at first, raised as
 are freed, to at most 32 MiB) with a fresh ``mmap`` and unmaps it again on ``free``. Training
 and beam search allocate tensors that large at every step (a [tokens, vocab] fp32 logits
 matrix is 65 MB at 2,048 tokens × 8,000), so every step paid one page fault per 4 KiB page to
-get zeroed memory from the kernel. On the project's 2-core VM a fresh 43 MB fp32 output made
-``torch.exp`` take 19 ms instead of 5 ms, and one beam-4 dev evaluation took 4.9 million page
-faults.
+get zeroed memory from the kernel (BENCHMARKS.md, "Freed memory kept for reuse").
 
 With mmap off (``M_MMAP_MAX`` 0) and a 2 GiB trim threshold, freed blocks go back to malloc's
 free lists and the next step reuses them: the caching that PyTorch's GPU allocator does, and
 that jemalloc or tcmalloc (PyTorch's CPU tuning guide suggests them) would give through
 ``LD_PRELOAD``. The costs: the process keeps its peak heap until it exits, and fragmentation
-can push that above the peak of live tensors (3.0–3.4 GB either way for a 120-step ``fit``
-here). It helps allocations of the main thread, where CPU training and decoding allocate;
-glibc still maps blocks of 64 MiB or more in other threads. The settings override
-``MALLOC_MMAP_MAX_`` and ``MALLOC_TRIM_THRESHOLD_`` from the environment.
+can push that above the peak of live tensors. It helps allocations of the main thread, where
+CPU training and decoding allocate; glibc still maps blocks of 64 MiB or more in other
+threads. The settings override ``MALLOC_MMAP_MAX_`` and ``MALLOC_TRIM_THRESHOLD_`` from the
+environment.
 
 ``LIT_TRANSFORMER_MALLOC=default`` leaves glibc's settings alone. Other C libraries (musl,
 macOS) are left alone too.

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lit_transformer.config import ConfigError
+from lit_transformer.errors import ConfigError
 
 BF16_ENV = "LIT_TRANSFORMER_CPU_BF16"
 AUTO = "auto"

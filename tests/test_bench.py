@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from lit_transformer.bench import TrainShape, bench_batching, bench_train, train_step_flops
+from lit_transformer.bench.batching import bench_batching
+from lit_transformer.bench.train import TrainShape, bench_train, train_step_flops
 from lit_transformer.cli.main import main
 
 

@@ -88,7 +88,10 @@ def test_params_table_output(capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["fit", "--ablation", str(CPU), "--row", "Z-nope", "--max-steps", "1"], "unknown row"),
+        (
+            ["fit", "--ablation", str(CPU), "--row", "Z-nope", "--trainer.max_steps", "1"],
+            "unknown row",
+        ),
         (
             [
                 "fit",
@@ -96,7 +99,7 @@ def test_params_table_output(capsys):
                 str(CPU),
                 "--row",
                 "base",
-                "--max-steps",
+                "--trainer.max_steps",
                 "1",
                 "--model.heads",
                 "0",
@@ -110,7 +113,7 @@ def test_params_table_output(capsys):
                 str(CPU),
                 "--row",
                 "base",
-                "--max-steps",
+                "--trainer.max_steps",
                 "1",
                 "--model.dropout",
                 "1.5",
@@ -124,7 +127,7 @@ def test_params_table_output(capsys):
                 str(CPU),
                 "--row",
                 "base",
-                "--max-steps",
+                "--trainer.max_steps",
                 "1",
                 "--model.nope",
                 "3",
@@ -132,9 +135,9 @@ def test_params_table_output(capsys):
             "unknown option 'model.nope'",
         ),
         (["fit", "--config", "OUT/empty.yaml"], "needs a budget"),
-        (["fit", "--config", "OUT/list.yaml", "--max-steps", "1"], "expected a mapping"),
+        (["fit", "--config", "OUT/list.yaml", "--trainer.max_steps", "1"], "expected a mapping"),
         (
-            ["fit", "--ablation", "no/such.yaml", "--row", "base", "--max-steps", "1"],
+            ["fit", "--ablation", "no/such.yaml", "--row", "base", "--trainer.max_steps", "1"],
             "file not found",
         ),
         (["params", "no/such.yaml", "--vocab-size", "10"], "file not found"),
@@ -179,9 +182,9 @@ def test_missing_data_root_is_a_clear_error(tmp_path, capsys, monkeypatch):
             str(CPU),
             "--row",
             "base",
-            "--max-steps",
+            "--trainer.max_steps",
             "1",
-            "--data-root",
+            "--data.data_root",
             str(tmp_path / "nowhere"),
             "--out",
             str(tmp_path / "o"),

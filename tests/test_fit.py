@@ -27,7 +27,7 @@ def fit_args(ablation: Path, data: Path, out: Path, *extra: str) -> list[str]:
         "base",
         "--seed",
         "3",
-        "--data-root",
+        "--data.data_root",
         str(data),
         "--out",
         str(out),
@@ -44,9 +44,9 @@ def trained(tmp_path_factory, tiny_ablation, small_data_root, session_cache):
             tiny_ablation,
             small_data_root,
             out,
-            "--max-steps",
+            "--trainer.max_steps",
             "20",
-            "--wandb",
+            "--trainer.wandb",
             "offline",
             "--trainer.average_last",
             "3",
@@ -116,7 +116,7 @@ def test_final_evaluation_keeps_the_dev_loss_of_a_validation_at_the_last_step(
     bleu = metrics.dropna(subset=["val/bleu"])["val/bleu"]
     assert len(bleu) == 3 and result["dev_bleu"] == pytest.approx(bleu.iloc[-1])
     # The numbers from inside the trial are those of the saved weights scored afresh.
-    from lit_transformer.evaluate import evaluate_checkpoint
+    from lit_transformer.decoding.score import evaluate_checkpoint
 
     ckpt, root = trained / "model.ckpt", str(small_data_root)
     fresh = evaluate_checkpoint(ckpt, stage="validate", data_root=root)
@@ -131,12 +131,13 @@ def test_evaluation_decodes_batches_together_with_the_same_result(
     are those of decoding batch by batch (compared in fp64, where batch shape cannot change
     a result), and the last ones, decoded after the last step, still run under autocast."""
     import lit_transformer.training.module as lit_module
+    from lit_transformer.decoding.score import checkpoint_datamodule, scoring_trainer
     from lit_transformer.decoding.translate import load_module
-    from lit_transformer.evaluate import checkpoint_datamodule, scoring_trainer
+    from lit_transformer.training.module import EvalPlan
 
     def validate(precision: str, tokens: int) -> tuple[dict, list]:
         module = load_module(trained / "model.ckpt")
-        module.cfg.trainer.val_beam = 4
+        module.plan = EvalPlan(4, module.cfg.decode.alpha)
         dm = checkpoint_datamodule(module, "validate", str(small_data_root))
         calls = []
 
@@ -147,7 +148,7 @@ def test_evaluation_decodes_batches_together_with_the_same_result(
         monkeypatch.setattr(lit_module, "DECODE_BATCH_TOKENS", tokens)
         monkeypatch.setattr(lit_module, "beam_search", spy)
         scoring_trainer(precision).validate(module, datamodule=dm, verbose=False)
-        return module.last_eval["val_hypotheses"], calls
+        return module.results["val"].hypotheses, calls
 
     beam_search = lit_module.beam_search
     one_by_one, calls = validate("64-true", 1)
@@ -282,14 +283,14 @@ def test_ddp_two_cpu_processes_train_identical_weights(
                 tiny_ablation,
                 small_data_root,
                 out,
-                "--max-steps",
+                "--trainer.max_steps",
                 "8",
-                "--devices",
+                "--trainer.devices",
                 "2",
                 "--trainer.accelerator",
                 "cpu",
                 "--no-test",
-                "--beam",
+                "--decode.beam",
                 "1",
             ),
         ],
@@ -322,8 +323,9 @@ def test_compiled_training_matches_eager_and_keeps_checkpoint_names(
     losses = {}
     for name, flag in (("eager", "false"), ("compiled", "true")):
         out = tmp_path / name
-        extra = ("--max-steps", "6", "--trainer.compile", flag, "--trainer.log_every_n_steps")
-        extra += ("1", "--model.dropout", "0.0")  # compiled code draws other dropout masks
+        extra = ("--trainer.max_steps", "6", "--trainer.compile", flag)
+        # Compiled code draws other dropout masks.
+        extra += ("--trainer.log_every_n_steps", "1", "--model.dropout", "0.0")
         assert main(fit_args(tiny_ablation, small_data_root, out, *extra, "--no-test")) == 0
         m = pd.read_csv(out / "csv" / "metrics.csv")
         losses[name] = m["train/loss"].dropna().tolist()

@@ -13,7 +13,9 @@ import torch
 
 def gpu_check(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "lit_transformer.gpu_check", *args], capture_output=True, text=True
+        [sys.executable, "-m", "lit_transformer", "gpu-check", *args],
+        capture_output=True,
+        text=True,
     )
 
 

@@ -108,8 +108,8 @@ def test_a_bf16_checkpoint_decodes_in_fp32_where_bf16_is_slow(
     monkeypatch.setenv("LIT_TRANSFORMER_CACHE", str(session_cache))
     bf16("slow")
     out = tmp_path / "run"
-    argv = ["fit", "--ablation", str(tiny_ablation), "--row", "base", "--data-root"]
-    argv += [str(small_data_root), "--out", str(out), "--max-steps", "10", "--no-test"]
+    argv = ["fit", "--ablation", str(tiny_ablation), "--row", "base", "--data.data_root"]
+    argv += [str(small_data_root), "--out", str(out), "--trainer.max_steps", "10", "--no-test"]
     argv += ["--trainer.precision", "auto", "--trainer.progress_every_n_steps", "4"]
     assert main(argv) == 0
     captured = capsys.readouterr()

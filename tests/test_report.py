@@ -101,7 +101,12 @@ def test_report_has_every_row_format_and_the_papers_figures(study, tmp_path, cap
     tex = (out / "table3.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex  # booktabs
     html = (out / "index.html").read_text()
-    assert html.count("data:image/png;base64,") == 3  # self-contained
+    assert html.count("data:image/png;base64,") == 4  # self-contained: 3 plots, group A curves
+    # Noise-aware verdicts, the rank correlation and the equal-steps curves per group.
+    assert "verdict PPL" in md and "Δ BLEU [95% CI]" in md and "How to read the verdicts" in md
+    assert "## Rank correlation with the paper" in md and "## What holds per group" in md
+    assert (out / "curves_A.png").is_file() and "(curves_A.png)" in md
+    assert not (out / "curves_D.png").exists()  # D-diverge failed: no curve to show
     assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     # What the numbers come from, stated in the report itself.
     assert "budget per trial: 12 steps" in md and "scale: test: a tiny model" in md

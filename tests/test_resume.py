@@ -9,8 +9,9 @@ from lit_transformer.cli.main import main
 
 
 def _fit(ablation: Path, data: Path, out: Path, steps: int) -> int:
-    argv = ["fit", "--ablation", str(ablation), "--row", "base", "--data-root", str(data)]
-    argv += ["--out", str(out), "--max-steps", str(steps), "--no-test", "--beam", "1"]
+    argv = ["fit", "--ablation", str(ablation), "--row", "base", "--data.data_root", str(data)]
+    argv += ["--out", str(out), "--trainer.max_steps", str(steps), "--no-test"]
+    argv += ["--decode.beam", "1"]
     return main([*argv, "--trainer.val_bleu", "false", "--trainer.val_check_interval", "100"])
 
 

@@ -16,12 +16,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lit_transformer.errors import UserError
+
 ENV_DATA = "LIT_TRANSFORMER_DATA"
 ENV_CACHE = "LIT_TRANSFORMER_CACHE"
 ROLES = ("train", "dev", "test")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A problem with the data (missing/malformed file, unknown corpus); message is one line."""
 
 

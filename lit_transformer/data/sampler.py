@@ -2,7 +2,8 @@
 sequence length", each batch holding about 25k source and 25k target tokens.
 
 Budgets count *padded* size, ``len(batch) * max_len_in_batch <= max_tokens`` per side, because
-that is what the GPU actually computes on.
+that is what the GPU actually computes on. Every rank draws the same batch order from the
+seed and takes its shard of it (rule *same steps, same batches*, ARCHITECTURE.md).
 """
 
 from __future__ import annotations

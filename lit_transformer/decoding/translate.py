@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from lit_transformer.config import DECODE
 from lit_transformer.decoding.beam import DECODE_BATCH_TOKENS, beam_search
 from lit_transformer.training.average import CheckpointError
 
@@ -92,7 +93,11 @@ class Translator:
 
     @torch.no_grad()
     def translate(
-        self, lines: Sequence[str], beam: int = 4, alpha: float = 0.6, use_cache: bool = True
+        self,
+        lines: Sequence[str],
+        beam: int = DECODE.beam,
+        alpha: float = DECODE.alpha,
+        use_cache: bool = True,
     ) -> list[str]:
         m = self.module
         ids = self.tokenizer.encode([line.strip() for line in lines])

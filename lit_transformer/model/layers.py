@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from lit_transformer.model.attention import KVCache, MultiHeadAttention
+from lit_transformer.model.attention import MultiHeadAttention
+from lit_transformer.model.cache import LayerCache
 from lit_transformer.model.dropout import Dropout
 
 
@@ -54,7 +55,7 @@ class DecoderLayer(nn.Module):
         y: Tensor,
         memory: Tensor,
         src_mask: Tensor | None,
-        cache: dict[str, KVCache] | None = None,
+        cache: LayerCache | None = None,
     ) -> Tensor:
         """Without a cache, ``y`` is the whole shifted target and self-attention is causal.
         With a cache, ``y`` holds only the newest position(s) and attends to the cached past."""
@@ -65,10 +66,8 @@ class DecoderLayer(nn.Module):
         else:
             if y.size(1) != 1:
                 raise ValueError("incremental decoding feeds one position at a time")
-            a = self.self_attn(y, y, cache=cache.setdefault("self", {}))
+            a = self.self_attn(y, y, cache=cache.self_attn)
             y = self.norm_1(y + self.dropout(a))
-            a = self.cross_attn(
-                y, memory, mask=src_mask, cache=cache.setdefault("cross", {}), static_kv=True
-            )
+            a = self.cross_attn(y, memory, mask=src_mask, cache=cache.memory)
         y = self.norm_2(y + self.dropout(a))
         return self.norm_3(y + self.dropout(self.feed_forward(y)))

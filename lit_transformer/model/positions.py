@@ -11,8 +11,10 @@ import math
 import torch
 from torch import Tensor, nn
 
+from lit_transformer.errors import UserError
 
-class SequenceTooLongError(ValueError):
+
+class SequenceTooLongError(UserError):
     """A sequence is longer than the learned position table."""
 
 

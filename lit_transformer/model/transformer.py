@@ -14,12 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_transformer.config import ConfigError, ModelConfig
-from lit_transformer.model.attention import KVCache
+from lit_transformer.model.cache import DecoderCache
 from lit_transformer.model.dropout import Dropout
 from lit_transformer.model.layers import DecoderLayer, EncoderLayer
 from lit_transformer.model.positions import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
-
-DecoderCache = list[dict[str, KVCache]]
 
 
 class Transformer(nn.Module):
@@ -86,38 +84,16 @@ class Transformer(nn.Module):
         cache: DecoderCache | None = None,
         start: int = 0,
     ) -> Tensor:
-        """Decoder hidden states. With ``cache`` (one dict per layer), ``tgt_in`` is the token
-        at position ``start`` only and keys/values of earlier positions come from the cache."""
+        """Decoder hidden states. With ``cache``, ``tgt_in`` is the token at position ``start``
+        only and keys/values of earlier positions come from the cache."""
         y = self.tgt_embed(tgt_in) * self.embed_scale + self.tgt_positions(tgt_in.size(1), start)
         y = self.dropout(y)
         for i, layer in enumerate(self.decoder):
-            y = layer(y, memory, src_mask, None if cache is None else cache[i])
+            y = layer(y, memory, src_mask, None if cache is None else cache.layers[i])
         return y
 
     def new_cache(self) -> DecoderCache:
-        return [{} for _ in self.decoder]
-
-    @staticmethod
-    def reorder_cache(
-        cache: DecoderCache, order: Tensor, static_order: Tensor | None = None
-    ) -> None:
-        """Select batch entries of the cached tensors: the self-attention keys/values by
-        ``order`` (beam hypotheses; the next step applies it as it appends, in one copy), the
-        encoder–decoder ones by ``static_order`` only.
-
-        A beam reorder stays within each sentence, whose K beams share the same encoder
-        keys/values: beam search keeps those once per sentence and selects them only when
-        sentences leave the batch. (An ``order`` over per-row encoder keys/values that mixes
-        sentences needs ``static_order`` too, or they go stale.)"""
-        for layer in cache:
-            for name, kv in layer.items():
-                if name != "cross":
-                    # Applied when the next step appends to these keys/values, in the same copy.
-                    pending = kv.get("order")
-                    kv["order"] = order if pending is None else pending.index_select(0, order)
-                elif static_order is not None:
-                    for key in ("k", "v"):
-                        kv[key] = kv[key].index_select(0, static_order)
+        return DecoderCache.empty(len(self.decoder))
 
     def project(self, hidden: Tensor) -> Tensor:
         """Pre-softmax projection: logits over the vocabulary."""

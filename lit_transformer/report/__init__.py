@@ -10,8 +10,14 @@ import pandas as pd
 
 from lit_transformer.ablation import load_ablation
 from lit_transformer.config import ConfigError
-from lit_transformer.report.render import log_to_wandb, write_all
-from lit_transformer.report.table import build_table, summary, trial_records
+from lit_transformer.report.render import holds_lines, log_to_wandb, write_all
+from lit_transformer.report.table import (
+    build_table,
+    recorded_protocol,
+    study_protocol,
+    summary,
+    trial_records,
+)
 
 
 def _dev_refs(ablation) -> list[str] | None:
@@ -28,19 +34,34 @@ def _dev_refs(ablation) -> list[str] | None:
     return refs[: d.max_eval_sentences] if d.max_eval_sentences else refs
 
 
-def _curves(study: optuna.Study) -> dict[str, pd.DataFrame]:
-    """Dev PPL by step for each row (its lowest seed), from the trials' CSV logs."""
-    out: dict[str, pd.DataFrame] = {}
+def learning_curves(study: optuna.Study) -> pd.DataFrame:
+    """Every completed trial's dev curve from its ``csv/metrics.csv``: one line per row × seed
+    × validation step, columns ``row, seed, step, ppl, bleu`` (``bleu`` NaN where the trial
+    logged no ``val/bleu``). Trials whose log is gone are left out."""
+    parts = []
     for rec in sorted(trial_records(study), key=lambda r: (r.row, r.seed)):
-        if rec.row in out or rec.state != "COMPLETE" or not rec.out_dir:
+        if rec.state != "COMPLETE" or not rec.out_dir:
             continue
         path = Path(rec.out_dir) / "csv" / "metrics.csv"
-        if path.is_file():
-            m = pd.read_csv(path)
-            if "val/ppl" in m:
-                curve = m.dropna(subset=["val/ppl"])[["step", "val/ppl"]]
-                out[rec.row] = curve.rename(columns={"val/ppl": "ppl"})
-    return out
+        if not path.is_file():
+            continue
+        m = pd.read_csv(path)
+        if "val/ppl" not in m or "step" not in m:
+            continue
+        m = m.dropna(subset=["val/ppl"])
+        part = pd.DataFrame(
+            {
+                "row": rec.row,
+                "seed": rec.seed,
+                "step": m["step"].astype(int),
+                "ppl": m["val/ppl"].astype(float),
+                "bleu": m["val/bleu"].astype(float) if "val/bleu" in m else float("nan"),
+            }
+        )
+        parts.append(part.drop_duplicates(subset=["step"], keep="last"))
+    if not parts:
+        return pd.DataFrame(columns=["row", "seed", "step", "ppl", "bleu"])
+    return pd.concat(parts, ignore_index=True)
 
 
 def _budget(attrs: dict[str, Any]) -> str:
@@ -71,14 +92,8 @@ def _budget(attrs: dict[str, Any]) -> str:
 
 
 def _protocol(attrs: dict[str, Any]) -> str:
-    """The protocol of a study from before it was recorded, from its budget."""
-    from lit_transformer.sweep.spec import budget_protocol
-
-    budget = attrs.get("budget")
-    if budget is None:
-        return "?"
-    counted = attrs.get("budget_counts_validation", True)
-    return budget_protocol(budget, {"trainer": {"budget_counts_validation": counted}})
+    """The protocol of a study from before it was recorded, from its budget (or spec)."""
+    return recorded_protocol(attrs)
 
 
 def _precision(attrs: dict, study: optuna.Study) -> str:
@@ -89,6 +104,58 @@ def _precision(attrs: dict, study: optuna.Study) -> str:
     return ", ".join(sorted(ran)) if ran else "not recorded (a study from before pinning)"
 
 
+def _load(storage: str, study_name: str) -> optuna.Study:
+    from lit_transformer.sweep.storage import open_storage
+
+    try:
+        return optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    except KeyError:
+        raise ConfigError(f"no study named '{study_name}' in that storage") from None
+
+
+def _ablation_of(study: optuna.Study, ablation_path: str | None):
+    path = ablation_path or study.user_attrs.get("ablation")
+    if not path:
+        raise ConfigError(
+            f"study '{study.study_name}' does not name its ablation file: pass --ablation"
+        )
+    if not ablation_path and not Path(path).is_file():
+        # The study moved (a committed study file): the same file name in this checkout.
+        moved = Path("ablations") / Path(path).name
+        path = str(moved) if moved.is_file() else path
+    return load_ablation(path)
+
+
+def _study_meta(study: optuna.Study, ablation, protocol: str) -> dict[str, str]:
+    """The lines that describe one study: what ran, under which budget, on what."""
+    attrs = study.user_attrs
+    trials = [t for t in study.trials if t.datetime_start and t.datetime_complete]
+    span = (
+        max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
+        if trials
+        else None
+    )
+    return {
+        "study": study.study_name,
+        "command": " ; then ".join(attrs.get("commands") or [attrs.get("command", "?")]),
+        "scale": f"{ablation.scale or '?'}: {ablation.description}".rstrip(": "),
+        "protocol": protocol,
+        "budget per trial": _budget(attrs),
+        "hardware": attrs.get("hardware", "?"),
+        "precision": _precision(attrs, study),
+        "wall time": f"{span.total_seconds() / 3600:.2f} h (first trial start to last end)"
+        if span
+        else "?",
+    }
+
+
+def _labels(protocols: list[str], names: list[str]) -> list[str]:
+    """Column labels: each study's protocol (with its name where two studies share one)."""
+    if len(set(protocols)) == len(protocols):
+        return protocols
+    return [f"{p}: {n}" for p, n in zip(protocols, names, strict=True)]
+
+
 def make_report(
     storage: str,
     study_name: str,
@@ -96,53 +163,78 @@ def make_report(
     ablation_path: str | None = None,
     wandb: str = "offline",
     notes: str | None = None,
+    compare_study: str | None = None,
+    compare_storage: str | None = None,
 ) -> dict[str, Any]:
-    """Write the report into ``out``; ``notes`` (Markdown) is added as the report's Notes."""
-    from lit_transformer.sweep.storage import open_storage
+    """Write the report into ``out``; ``notes`` (Markdown) is added as the report's Notes.
 
-    try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
-    except KeyError:
-        raise ConfigError(f"no study named '{study_name}' in that storage") from None
-    attrs = study.user_attrs
-    path = ablation_path or attrs.get("ablation")
-    if not path:
-        raise ConfigError("the study does not name its ablation file: pass --ablation")
-    if not ablation_path and not Path(path).is_file():
-        # The study moved (a committed study file): the same file name in this checkout.
-        moved = Path("ablations") / Path(path).name
-        path = str(moved) if moved.is_file() else path
-    ablation = load_ablation(path)
+    With ``compare_study`` (a study in ``compare_storage``, default ``storage``) the report
+    puts both studies side by side: per row, our columns under each study's protocol (say
+    equal steps | equal time), the paper's once, and a summary of what holds per group under
+    each. Rows are matched by id; the rows and the paper's figures are the first study's
+    ablation file's (``ablation_path`` applies to the first study only). A study whose trials
+    differ in protocol (or differ from the study's own record) raises ConfigError.
+
+    Returns ``{"summary", "compare_summary", "holds", "files"}``: the first study's summary
+    (:func:`~lit_transformer.report.table.summary`), the second's (or None), the per-group
+    lines and the files written.
+    """
+    studies = [_load(storage, study_name)]
+    if compare_study:
+        studies.append(_load(compare_storage or storage, compare_study))
+    ablations = [_ablation_of(studies[0], ablation_path)]
+    # A second study that names no ablation file is read against the first one's.
+    ablations += [
+        _ablation_of(s, None) if s.user_attrs.get("ablation") else ablations[0] for s in studies[1:]
+    ]
+    protocols = [study_protocol(s) for s in studies]
+    labels = _labels(protocols, [s.study_name for s in studies])
+    ablation = ablations[0]
     refs = _dev_refs(ablation)
-    frame = build_table(study, ablation, refs)
-    trials = [t for t in study.trials if t.datetime_start and t.datetime_complete]
-    span = (
-        max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
-        if trials
-        else None
-    )
+    # Rows are matched by id: the row order and the paper's figures are the first ablation's.
+    frames = [build_table(s, ablation, refs) for s in studies]
     data = ablation.row_config(ablation.rows[0].id).data
-    signatures = {t.user_attrs.get("bleu_signature") for t in study.trials} - {None}
-    meta = {
-        "study": study_name,
-        "command": " ; then ".join(attrs.get("commands") or [attrs.get("command", "?")]),
-        "scale": f"{ablation.scale or '?'}: {ablation.description}".rstrip(": "),
-        "protocol": attrs.get("protocol") or _protocol(attrs),
-        "budget per trial": _budget(attrs),
+    signatures = {t.user_attrs.get("bleu_signature") for s in studies for t in s.trials} - {None}
+    metas = [
+        _study_meta(s, abl, p) for s, abl, p in zip(studies, ablations, protocols, strict=True)
+    ]
+    meta = dict(metas[0]) if len(studies) == 1 else {}
+    if len(studies) > 1:
+        for label, m in zip(labels, metas, strict=True):
+            meta.update({f"{k} ({label})": v for k, v in m.items() if k != "protocol"})
+        meta["protocol"] = " | ".join(labels)
+    meta |= {
         "data": f"{data.corpus} {data.src_lang}→{data.tgt_lang}, dev PPL and BLEU on its dev split"
         + (f" ({len(refs)} sentences)" if refs else ""),
         "BLEU": "sacreBLEU " + (", ".join(sorted(signatures)) or "?"),
-        "hardware": attrs.get("hardware", "?"),
-        "precision": _precision(attrs, study),
-        "wall time": f"{span.total_seconds() / 3600:.2f} h (first trial start to last end)"
-        if span
-        else "?",
         "caveat": "the paper's columns are its own figures (paper-scale models on WMT 2014 EN-DE, "
         "newstest2013, 100k steps); where scale or data differ, compare the direction of each "
         "row's change vs base, not absolute values",
     }
-    s = summary(frame)
-    written = write_all(frame, s, meta, _curves(study), out, notes)
+    if len({a.scale for a in ablations}) > 1:
+        meta["caveat"] += "; the studies ran different ablation files (see scale per study)"
+    summaries = [summary(f) for f in frames]
+    # Learning curves: the equal-steps study's (else the first study's).
+    from lit_transformer.sweep.spec import EQUAL_STEPS
+
+    which = protocols.index(EQUAL_STEPS) if EQUAL_STEPS in protocols else 0
+    long = learning_curves(studies[which])
+    written = write_all(
+        list(zip(labels, frames, strict=True)),
+        list(zip(labels, summaries, strict=True)),
+        meta,
+        long,
+        out,
+        notes,
+        curves_label=labels[which],
+        groups=[(r.id, r.group) for r in ablation.rows],
+    )
     if wandb != "disabled":
-        log_to_wandb(frame, [p for p in written if p.suffix == ".png"], study_name, out, wandb)
-    return {"summary": s, "files": [str(p) for p in written]}
+        pngs = [p for p in written if p.suffix == ".png"]
+        log_to_wandb(frames[0], pngs, study_name, out, wandb)
+    return {
+        "summary": summaries[0],
+        "compare_summary": summaries[1] if len(summaries) > 1 else None,
+        "holds": holds_lines(list(zip(labels, summaries, strict=True))),
+        "files": [str(p) for p in written],
+    }

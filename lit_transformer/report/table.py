@@ -2,9 +2,13 @@
 
 Per row (in the ablation file's order): what it changes; params (ours, paper); dev PPL mean ±
 std over seeds with n; Δ PPL vs base (ours, paper); BLEU likewise; whether our direction
-agrees with the paper's; the significance of our BLEU difference to base (sacreBLEU's paired
-bootstrap resampling on the dev hypotheses of matching seeds); steps and wall time. Rows that
-are missing, running or failed stay in the table with their state and reason.
+agrees with the paper's (raw sign, ``agree_*``) and the noise-aware verdict (``verdict_*``, from
+the mean and 95% t interval of the per-seed paired differences to base, see
+:mod:`lit_transformer.report.stats`); the significance of our BLEU difference to base
+(sacreBLEU's paired bootstrap resampling on the dev hypotheses of matching seeds); steps and
+wall time. Rows that are missing, running or failed stay in the table with their state and
+reason. :func:`summary` adds verdict counts and Spearman's ρ of our row values with the
+paper's, overall and per group.
 """
 
 from __future__ import annotations
@@ -19,10 +23,22 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from lit_transformer.ablation import Ablation
+from lit_transformer.config import ConfigError
+from lit_transformer.report.stats import (
+    PAPER_DECIMALS,
+    VERDICTS,
+    mean_interval,
+    paired_differences,
+    spearman,
+    verdict,
+)
 from lit_transformer.sweep.status import STATE_RANK, all_params
 
 SIGNIFICANCE_LEVEL = 0.05
 BOOTSTRAP_SAMPLES = 1000
+METRICS = ("ppl", "bleu")
+# Groups with a rank correlation of their own (each with the base row, the centre of its sweep).
+CORRELATION_GROUPS = ("A", "B", "C", "D", "E")
 
 
 @dataclass
@@ -38,6 +54,7 @@ class TrialRecord:
     hypotheses: str | None
     out_dir: str | None
     reason: str
+    protocol: str | None = None  # the trial's own record (None: a trial from before it)
 
 
 def trial_records(study: optuna.Study) -> list[TrialRecord]:
@@ -60,12 +77,53 @@ def trial_records(study: optuna.Study) -> list[TrialRecord]:
             hypotheses=ua.get("dev_hypotheses"),
             out_dir=ua.get("out_dir"),
             reason=ua.get("fail_reason", ""),
+            protocol=ua.get("protocol"),
         )
         key = (rec.row, rec.seed)
         r = STATE_RANK.get(t.state, 0)
         if key not in best or r > best[key][0]:
             best[key] = (r, rec)
     return [rec for _, rec in best.values()]
+
+
+def recorded_protocol(attrs: dict[str, Any]) -> str:
+    """A study's protocol: its ``protocol`` attribute, else derived from its recorded budget,
+    else from its spec file (studies from before either was recorded); ``"?"`` if none says."""
+    from lit_transformer.sweep.spec import budget_protocol, load_spec
+
+    if attrs.get("protocol"):
+        return str(attrs["protocol"])
+    budget = attrs.get("budget")
+    if budget is not None:
+        counted = attrs.get("budget_counts_validation", True)
+        return budget_protocol(budget, {"trainer": {"budget_counts_validation": counted}})
+    if attrs.get("spec"):
+        try:
+            return load_spec(attrs["spec"]).protocol
+        except (ConfigError, OSError):
+            pass
+    return "?"
+
+
+def study_protocol(study: optuna.Study) -> str:
+    """The one protocol of a study's trials (a trial without its own ``protocol`` attribute
+    has the study's). Raises ConfigError if they differ: one column never averages different
+    protocols."""
+    default = recorded_protocol(study.user_attrs)
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        if "row" in all_params(t):
+            p = str(t.user_attrs.get("protocol") or default)
+            counts[p] = counts.get(p, 0) + 1
+    if len(counts) > 1 or (counts and default not in counts and default != "?"):
+        found = ", ".join(
+            f"{p}: {n} trial" + ("s" if n != 1 else "") for p, n in sorted(counts.items())
+        )
+        raise ConfigError(
+            f"study '{study.study_name}' mixes protocols (study: {default}; {found}): a report "
+            "never averages different protocols in one column, report each protocol's study"
+        )
+    return next(iter(counts)) if counts else default
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -171,19 +229,97 @@ def build_table(study: optuna.Study, ablation: Ablation, refs: list[str] | None)
             "" if r == "base" else _agree(o if pd.notna(o) else None, p if pd.notna(p) else None)
             for r, o, p in zip(frame["row"], frame[f"d_{metric}"], paper, strict=True)
         ]
+    _add_verdicts(frame, records)
     frame["significant"] = frame["p_value"].map(
         lambda p: "" if pd.isna(p) else ("yes" if p < SIGNIFICANCE_LEVEL else "no")
     )
     return frame
 
 
+def _by_seed(records: list[TrialRecord], row: str, metric: str) -> dict[int, float]:
+    """A row's completed value of ``metric`` per seed."""
+    attr = f"dev_{metric}"
+    return {
+        r.seed: float(getattr(r, attr))
+        for r in records
+        if r.row == row and r.state == "COMPLETE" and getattr(r, attr) is not None
+    }
+
+
+def _add_verdicts(frame: pd.DataFrame, records: list[TrialRecord]) -> None:
+    """Per metric m: ``d_m_n`` (seeds paired with base), ``d_m_paired`` (mean of the paired
+    differences row_s − base_s), ``d_m_low``/``d_m_high`` (its 95% t interval) and
+    ``verdict_m`` (:func:`~lit_transformer.report.stats.verdict`); base rows get none."""
+    for metric in METRICS:
+        base = _by_seed(records, "base", metric)
+        cols: dict[str, list[Any]] = {k: [] for k in ("n", "paired", "low", "high", "verdict")}
+        for row, paper_d in zip(frame["row"], frame[f"paper_d_{metric}"], strict=True):
+            if row == "base":
+                iv, text = mean_interval([]), ""
+            else:
+                iv = mean_interval(paired_differences(_by_seed(records, row, metric), base))
+                paper = None if pd.isna(paper_d) else float(paper_d)
+                text = verdict(iv, paper, PAPER_DECIMALS[metric])
+            cols["n"].append(iv.n)
+            cols["paired"].append(iv.mean)
+            cols["low"].append(iv.low)
+            cols["high"].append(iv.high)
+            cols["verdict"].append(text)
+        frame[f"d_{metric}_n"] = cols["n"]
+        for key in ("paired", "low", "high"):
+            frame[f"d_{metric}_{key}"] = [math.nan if v is None else v for v in cols[key]]
+        frame[f"verdict_{metric}"] = cols["verdict"]
+
+
+def correlations(frame: pd.DataFrame) -> dict[str, dict[str, dict[str, Any]]]:
+    """Spearman's ρ of our row means with the paper's figures, per metric: ``"all"`` rows with
+    both numbers, and each of :data:`CORRELATION_GROUPS` with the base row. Each entry is
+    ``{"rho", "p", "n"}`` (ρ None for n < 2, p None for n < 3)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for metric in METRICS:
+        both = frame[frame[metric].notna() & frame[f"paper_{metric}"].notna()]
+        scopes = {"all": both}
+        for g in CORRELATION_GROUPS:
+            if (frame["group"] == g).any():
+                scopes[g] = both[both["group"].isin([g, "base"])]
+        out[metric] = {}
+        for name, part in scopes.items():
+            x = [float(v) for v in part[metric]]
+            y = [float(v) for v in part[f"paper_{metric}"]]
+            rho, p = spearman(x, y)
+            out[metric][name] = {"rho": rho, "p": p, "n": len(x)}
+    return out
+
+
+def group_verdicts(frame: pd.DataFrame) -> dict[str, dict[str, dict[str, list[str]]]]:
+    """Per group (ablation order, base excluded) and metric: the rows under each verdict."""
+    out: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for group in dict.fromkeys(frame["group"]):
+        if group == "base":
+            continue
+        part = frame[frame["group"] == group]
+        out[group] = {
+            m: {v: part.loc[part[f"verdict_{m}"] == v, "row"].tolist() for v in VERDICTS}
+            for m in METRICS
+        }
+    return out
+
+
 def summary(frame: pd.DataFrame) -> dict[str, Any]:
+    """Counts for the report's summary: raw direction agreement (``agree_m``/``judged_m``),
+    verdict counts (``verdicts_m``), per-group verdicts (``groups``), Spearman's ρ
+    (``spearman``), significant and complete rows."""
     rows = frame[frame["row"] != "base"]
     out: dict[str, Any] = {}
-    for metric in ("ppl", "bleu"):
+    for metric in METRICS:
         judged = rows[rows[f"agree_{metric}"].isin(["yes", "no"])]
         out[f"agree_{metric}"] = int((judged[f"agree_{metric}"] == "yes").sum())
         out[f"judged_{metric}"] = int(len(judged))
+        out[f"verdicts_{metric}"] = {
+            v: int((rows[f"verdict_{metric}"] == v).sum()) for v in VERDICTS
+        }
+    out["groups"] = group_verdicts(frame)
+    out["spearman"] = correlations(frame)
     out["significant_rows"] = rows.loc[rows["significant"] == "yes", "row"].tolist()
     out["complete_rows"] = int((frame["status"] == "ok").sum())
     out["rows"] = int(len(frame))

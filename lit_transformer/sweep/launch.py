@@ -1,15 +1,15 @@
-"""How a worker starts a trial's process.
+"""How a worker starts a trial's process: ``run_trial(DIR)``, forked or as a command.
 
-Every trial is its own process (the sweep's first rule). Starting one as ``python -m
-lit_transformer fit …`` re-imports torch, Lightning and W&B each time: about 4 s on the 2-core
-development CPU, over a quarter of a 5-minute trial's fixed overhead (BENCHMARKS.md). So a
-worker forks single-device trials from a *fork server*: a clean process started once per
-worker, which has only imported those modules. It has opened no files, sockets or thread pools,
-so each trial starts the way a fresh interpreter would, minus the imports.
+Every trial is its own process (rule *one sampler*, ARCHITECTURE.md). Starting one as a fresh
+interpreter re-imports torch, Lightning and W&B each time, a large part of a short trial's
+fixed cost (BENCHMARKS.md, "Trial start-up"). So a worker forks single-device trials from a
+*fork server*: a clean process started once per worker, which has only imported those
+modules. It has opened no files, sockets or thread pools, so each trial starts the way a fresh
+interpreter would, minus the imports, and calls ``run_trial(DIR)``.
 
-DDP trials (``devices > 1``) still start as a command line: Lightning's ``ddp`` re-launches
-``sys.argv`` for every rank. ``LIT_TRANSFORMER_TRIAL_LAUNCH=subprocess`` turns the fork server
-off.
+DDP trials (``devices > 1``) start as the one minimal command ``python -m lit_transformer
+trial DIR``: Lightning's ``ddp`` re-launches ``sys.argv`` for every rank.
+``LIT_TRANSFORMER_TRIAL_LAUNCH=subprocess`` turns the fork server off.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from pathlib import Path
 from lit_transformer.config import ConfigError
 
 LAUNCH_ENV = "LIT_TRANSFORMER_TRIAL_LAUNCH"
-# wandb.init imports its launch-inputs module lazily (0.4 s on the 2-core CPU). The fork
-# server skips a module that fails to import, so a W&B release without it costs nothing.
+# wandb.init imports its launch-inputs module lazily (BENCHMARKS.md, "Trial start-up"). The
+# fork server skips a module that fails to import, so a W&B release without it costs nothing.
 PRELOAD = [
-    "lit_transformer.cli.main",
+    "lit_transformer.training.trial",
     "lit_transformer.training.run",
     "sacrebleu",
     "wandb",
@@ -58,8 +58,8 @@ def use_fork_server(devices: int) -> bool:
     return launch_mode() == "fork" and devices == 1 and sys.platform == "linux"
 
 
-def _trial_main(argv: list[str], log: str, env: dict[str, str]) -> None:
-    """The trial process: output to its log, then what ``python -m lit_transformer`` does."""
+def _trial_main(trial_dir: str, log: str, env: dict[str, str]) -> None:
+    """The trial process: output to its log, then ``run_trial(trial_dir)``."""
     sys.stdout.flush()
     sys.stderr.flush()
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -87,12 +87,15 @@ def _trial_main(argv: list[str], log: str, env: dict[str, str]) -> None:
         import torch
 
         torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
-    sys.argv = ["lit-transformer", *argv]
+    sys.argv = ["lit-transformer", "trial", trial_dir]
     code = 1
     try:
-        from lit_transformer.cli.main import main
+        from lit_transformer.errors import exit_code_of
+        from lit_transformer.malloc import reuse_freed_memory
+        from lit_transformer.training.trial import run_trial
 
-        code = main(argv)
+        reuse_freed_memory()
+        code = exit_code_of(lambda: run_trial(trial_dir))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:  # noqa: BLE001 - the log gets the traceback, the worker the code
@@ -138,12 +141,13 @@ class TrialLauncher:
         self._ctx: multiprocessing.context.ForkServerContext | None = None
 
     def start(
-        self, argv: list[str], log: Path, env: dict[str, str], devices: int
+        self, trial_dir: Path, log: Path, env: dict[str, str], devices: int
     ) -> ForkedTrial | subprocess.Popen:
+        """Start ``run_trial(trial_dir)``, its output appended to ``log``."""
         if not use_fork_server(devices):
             with open(log, "ab") as fh:
                 return subprocess.Popen(
-                    [sys.executable, "-m", "lit_transformer", *argv],
+                    [sys.executable, "-m", "lit_transformer", "trial", str(trial_dir)],
                     stdout=fh,
                     stderr=subprocess.STDOUT,
                     env={**os.environ, **env},
@@ -152,6 +156,8 @@ class TrialLauncher:
         if self._ctx is None:
             self._ctx = multiprocessing.get_context("forkserver")
             self._ctx.set_forkserver_preload(PRELOAD)
-        process = self._ctx.Process(target=_trial_main, args=(argv, str(log), env), daemon=False)
+        process = self._ctx.Process(
+            target=_trial_main, args=(str(trial_dir), str(log), env), daemon=False
+        )
         process.start()
         return ForkedTrial(process)

@@ -1,8 +1,10 @@
-"""The sweep orchestrator: the only code that asks Optuna for parameters (design rule 1).
+"""The sweep orchestrator: the only code that asks Optuna for parameters (rule *one sampler*,
+ARCHITECTURE.md).
 
-Each worker claims a trial under the study lock, freezes its parameters into
-``DIR/params.yaml``, and runs ``lit-transformer fit`` as its own process (one process, or a
-DDP job over ``devices``) while it keeps the trial's heartbeat. The trial's ``result.json``
+Each worker claims a trial under the study lock, freezes everything the trial runs into
+``DIR/trial.json`` (:class:`~lit_transformer.training.trial.TrialSpec`), and runs
+``run_trial(DIR)`` as its own process (one process, or a DDP job over ``devices``) while it
+keeps the trial's heartbeat. The trial's ``result.json``
 becomes the objective (dev perplexity) and user attributes. DDP ranks never sample.
 
 A worker that dies leaves its trial RUNNING without heartbeats: after the grace period any
@@ -22,46 +24,25 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from lit_transformer.config import ConfigError, TrainerConfig
+from lit_transformer.provenance import git_commit
 from lit_transformer.sweep.launch import TrialLauncher
+from lit_transformer.sweep.samplers import build_pruner, build_sampler
 from lit_transformer.sweep.spec import EQUAL_STEPS, EQUAL_TIME, SweepSpec
 from lit_transformer.sweep.status import all_params
 from lit_transformer.sweep.storage import (
     HEARTBEAT_INTERVAL,
+    STORAGE_ENV,
     load_or_create_study,
     open_storage,
     study_lock,
 )
-from lit_transformer.training.run import git_commit
+from lit_transformer.training.trial import FAILURE_FILE, TrialSpec, write_trial
 
-STORAGE_ENV = "LIT_TRANSFORMER_OPTUNA_STORAGE"  # the URL travels by environment, never argv
 POLL_S = 2.0
-
-
-def build_sampler(config: dict[str, Any]) -> optuna.samplers.BaseSampler:
-    cfg = dict(config)
-    name = cfg.pop("name", "tpe")
-    if name == "tpe":
-        return optuna.samplers.TPESampler(**cfg)
-    if name == "random":
-        return optuna.samplers.RandomSampler(**cfg)
-    raise ConfigError(f"unknown sampler {name!r} (tpe, random)")
-
-
-def build_pruner(config: dict[str, Any]) -> optuna.pruners.BasePruner:
-    cfg = dict(config)
-    name = cfg.pop("name", "none")
-    if name == "median":
-        return optuna.pruners.MedianPruner(**cfg)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(**cfg)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise ConfigError(f"unknown pruner {name!r} (median, hyperband, none)")
 
 
 SEED_RANGE = (0, 2**31 - 1)
@@ -106,8 +87,17 @@ def _hpo_budget_left(study: optuna.Study, spec: SweepSpec) -> int:
 
 
 def claim(study: optuna.Study, spec: SweepSpec) -> optuna.Trial | None:
-    """The next trial for this worker, or None when there is nothing to start now."""
+    """The next trial for this worker, or None when there is nothing to start now.
+
+    A retried trial (its worker died) comes first: it resumes from its last checkpoint, so
+    the work already done is not left waiting behind the rest of the study. Otherwise the
+    oldest WAITING trial, as ``study.ask()`` takes it (call under the study lock)."""
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    for t in waiting:
+        if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None:
+            storage = study._storage  # noqa: SLF001 - ask() has no way to name the trial
+            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):  # noqa: SLF001
+                return optuna.Trial(study, t._trial_id)  # noqa: SLF001
     if spec.kind == "grid":
         if not waiting:
             return None
@@ -189,11 +179,10 @@ def usable_cores() -> int:
 
 def default_workers(devices: int = 1, protocol: str = EQUAL_STEPS) -> int:
     """Workers for ``sweep`` without ``--workers``. For an equal-steps study on a small CPU
-    machine, one single-threaded trial per core: 2 workers × 1 thread trained 1.25× the
-    steps/s of the machine that one 2-thread trial did on 2 cores (BENCHMARKS.md, "Sweeps on
-    2 cores"; small models use two threads poorly). A time budget keeps one worker with every
-    core, so that its trials' compute does not depend on how many run at once; so do GPUs and
-    larger machines (not measured)."""
+    machine, one single-threaded trial per core: small models use two threads poorly, and
+    single-thread workers train more steps of the whole machine (BENCHMARKS.md, "Sweeps on
+    2 cores"). A time budget keeps one worker with every core, so that its trials' compute
+    does not depend on how many run at once; so do GPUs and larger machines (not measured)."""
     import torch
 
     cores = usable_cores()
@@ -319,59 +308,38 @@ class Worker:
         spec = self.spec
         params = trial_params(trial, spec)
         out = self.trial_dir(trial, params)
-        out.mkdir(parents=True, exist_ok=True)
         overrides = spec.trial_overrides(params)
         overrides["trainer"]["precision"] = self.precision  # pinned by the study
-        (out / "params.yaml").write_text(yaml.safe_dump(overrides, sort_keys=True))
-        (out / "trial.json").write_text(
-            json.dumps(
-                {
-                    "study": self.name,
-                    "trial_id": trial._trial_id,
-                    "number": trial.number,  # noqa: SLF001
-                    "pruner": spec.pruner,
-                    "prune": spec.kind == "hpo",
-                }
-            )
+        overrides["trainer"]["wandb"] = self.wandb
+        write_trial(
+            out,
+            TrialSpec(
+                study=self.name,
+                trial_id=trial._trial_id,  # noqa: SLF001
+                number=trial.number,
+                ablation=str(spec.ablation.path),
+                row=params["row"],
+                seed=params["seed"],
+                overrides=overrides,
+                test=spec.test,
+                prune=spec.kind == "hpo",
+                pruner=spec.pruner,
+            ),
         )
         for key, value in {
             "row": params["row"],
             "seed": params["seed"],
+            "protocol": spec.protocol,
             "git_commit": git_commit(),
             "out_dir": str(out.resolve()),
             "host": socket.gethostname(),
         }.items():
             trial.set_user_attr(key, value)
-        argv = [
-            "fit",
-            "--ablation",
-            str(spec.ablation.path),
-            "--row",
-            params["row"],
-            "--seed",
-            str(params["seed"]),
-            "--config",
-            str(out / "params.yaml"),
-            "--out",
-            str(out),
-            "--group",
-            self.name,
-            "--job-type",
-            "trial",
-            "--beam",
-            str(spec.beam),
-            "--trial",
-            str(out / "trial.json"),
-            "--wandb",
-            self.wandb,
-        ]
-        if not spec.test:
-            argv.append("--no-test")
         env = {STORAGE_ENV: self.url}
         if self.threads:
             env["OMP_NUM_THREADS"] = str(self.threads)
         t0 = time.time()
-        proc = self.launcher.start(argv, out / "trial.log", env, spec.devices)
+        proc = self.launcher.start(out, out / "trial.log", env, spec.devices)
         try:
             while proc.poll() is None:
                 self.storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
@@ -418,7 +386,7 @@ class Worker:
                 trial.set_user_attr("dev_ppl", result["dev_ppl"])
                 self.study.tell(trial, result["dev_ppl"])
             return
-        failure = out / "failure.json"
+        failure = out / FAILURE_FILE
         if failure.is_file():
             reason = json.loads(failure.read_text())["reason"]
         else:

@@ -7,28 +7,29 @@ together. The trial process never samples: its parameters came frozen from the o
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 import optuna
 
+from lit_transformer.sweep.samplers import build_pruner
+from lit_transformer.sweep.storage import STORAGE_ENV, open_storage
+
+if TYPE_CHECKING:
+    from lit_transformer.training.trial import TrialSpec
+
 
 class StoragePruningCallback(L.Callback):
-    def __init__(self, trial_file: str | Path) -> None:
-        info = json.loads(Path(trial_file).read_text())
-        self.study_name = info["study"]
-        self.trial_id = int(info["trial_id"])
-        self.pruner_cfg = dict(info.get("pruner") or {})
-        self.enabled = bool(info.get("prune", False))
+    def __init__(self, trial: TrialSpec) -> None:
+        self.study_name = trial.study
+        self.trial_id = int(trial.trial_id)
+        self.pruner_cfg = dict(trial.pruner or {})
+        self.enabled = bool(trial.prune)
         self._trial: optuna.Trial | None = None
 
     def _get_trial(self) -> optuna.Trial:
         if self._trial is None:
-            from lit_transformer.sweep.orchestrator import STORAGE_ENV, build_pruner
-            from lit_transformer.sweep.storage import open_storage
-
             url = os.environ[STORAGE_ENV]
             study = optuna.load_study(
                 study_name=self.study_name,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_transformer.ablation import Ablation, load_ablation
-from lit_transformer.config import ConfigError, deep_merge, load_yaml
+from lit_transformer.config import DECODE, ConfigError, deep_merge, load_yaml
 
 _KEYS = {
     "study",
@@ -64,7 +64,7 @@ class SweepSpec:
     budget: dict[str, Any]
     overrides: dict[str, Any] = field(default_factory=dict)
     devices: int = 1
-    beam: int = 4
+    beam: int = DECODE.beam
     test: bool = False
     max_retry: int = 2
     sampler: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +98,7 @@ class SweepSpec:
         budget = self.budget_overrides(params.get("row"))
         patch: dict[str, Any] = deep_merge(self.overrides, {"trainer": budget})
         patch["trainer"]["devices"] = self.devices
+        patch.setdefault("decode", {})["beam"] = self.beam
         for key, value in params.items():
             if "." not in key:
                 continue  # row / seed are not config values
@@ -200,7 +201,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         budget=budget,
         overrides=raw.get("overrides") or {},
         devices=int(raw.get("devices", 1)),
-        beam=int(raw.get("beam", 4)),
+        beam=int(raw.get("beam", DECODE.beam)),
         test=bool(raw.get("test", False)),
         max_retry=int(raw.get("max_retry", 2)),
         sampler=raw.get("sampler") or {"name": "tpe"},

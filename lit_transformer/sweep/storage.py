@@ -32,6 +32,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 HEARTBEAT_INTERVAL = 5
+STORAGE_ENV = "LIT_TRANSFORMER_OPTUNA_STORAGE"  # the URL travels by environment, never argv
 GRACE_PERIOD = 20
 
 

@@ -15,8 +15,10 @@ from typing import Any
 
 import torch
 
+from lit_transformer.errors import UserError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(UserError):
     pass
 
 

@@ -1,4 +1,5 @@
-"""Loggers: CSV always (nothing depends on W&B being reachable), W&B when possible.
+"""Loggers: CSV always (nothing depends on W&B being reachable), W&B when possible (rule
+*rank-zero logging*, ARCHITECTURE.md).
 
 W&B logs from rank 0 only (Lightning's loggers do that), group = study, name = row/seed.
 With no API key an ``online`` request falls back to offline with one warning; offline never

@@ -1,4 +1,5 @@
-"""Label-smoothed cross-entropy (§5.4, ε_ls = 0.1) and per-wordpiece perplexity.
+"""Label-smoothed cross-entropy (§5.4, ε_ls = 0.1) and per-wordpiece perplexity: the one
+label-smoothing convention of the project (rule *one smoothing convention*, ARCHITECTURE.md).
 
 Convention (torch's ``F.cross_entropy(label_smoothing=ε)``): the target distribution is
 q = (1 − ε)·onehot(y) + ε/V over all V vocabulary entries (the gold token receives
@@ -17,9 +18,9 @@ paper reports it.
 Training uses ``LabelSmoothedCrossEntropy``, which computes exactly that loss and writes the
 gradient above in one pass over the [tokens, V] logits. ``F.cross_entropy`` builds it from
 log-softmax backward plus separate NLL and smoothing gradients (a zero fill, a scatter and a
-sum over the whole logits matrix), which on this project's 2-core CPU took 80 ms against 51 ms
-for 1280 tokens × 8000 (fp32) and 100 ms against 56 ms (bf16 logits): 5–10 % of a training
-step. The tests check both against hand-computed values and against ``F.cross_entropy``.
+sum over the whole logits matrix): several passes where one does (BENCHMARKS.md, "CPU kernel
+choices", and "Session 3: a fused label-smoothed loss"). The tests check both against
+hand-computed values and against ``F.cross_entropy``.
 """
 
 from __future__ import annotations

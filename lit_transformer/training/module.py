@@ -2,8 +2,12 @@
 
 Training: label-smoothed cross-entropy, Adam(0.9, 0.98, 1e-9), the warm-up/inverse-sqrt
 schedule stepped per optimizer step. Validation: per-wordpiece perplexity (unsmoothed NLL) and
-corpus BLEU (sacreBLEU) over hypotheses gathered from every rank. Test: beam search (beam 4,
-α = 0.6) and sacreBLEU.
+corpus BLEU (sacreBLEU) over hypotheses gathered from every rank (rule *corpus BLEU*,
+ARCHITECTURE.md). Test: beam search with the run's ``decode`` settings and sacreBLEU.
+
+What an evaluation does is an :class:`EvalPlan`, what it found an :class:`EvalResult`:
+``module.score(trainer, datamodule, stage, plan)`` runs one and returns the other. Without a
+plan (inside ``fit``) validation decodes with ``trainer.val_beam`` and test with ``decode``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import lightning as L
@@ -19,9 +24,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 
+from lit_transformer.bleu import corpus_bleu
 from lit_transformer.config import RunConfig
 from lit_transformer.decoding.beam import DECODE_BATCH_TOKENS, beam_search
-from lit_transformer.evaluation import corpus_bleu
 from lit_transformer.model.transformer import Transformer, count_parameters
 from lit_transformer.training.loss import label_smoothed_loss, token_nll
 from lit_transformer.training.schedule import noam_scheduler
@@ -29,6 +34,32 @@ from lit_transformer.training.schedule import noam_scheduler
 
 class DivergenceError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """One evaluation: decode with ``beam`` and length penalty ``alpha`` for BLEU (``bleu``),
+    and/or score the references teacher-forced for loss and perplexity (``nll``)."""
+
+    beam: int
+    alpha: float
+    nll: bool = True
+    bleu: bool = True
+
+
+@dataclass
+class EvalResult:
+    """What an evaluation of ``sentences`` pairs found. ``loss`` is the mean NLL per target
+    wordpiece and ``ppl = exp(loss)``; ``loss_step`` is the training step of the weights they
+    were measured on (a decode-only evaluation keeps the previous ones)."""
+
+    sentences: int
+    loss: float | None = None
+    ppl: float | None = None
+    loss_step: int | None = None
+    bleu: float | None = None
+    signature: str | None = None
+    hypotheses: dict[int, str] | None = None  # detokenised, by sentence index
 
 
 def build_adam(
@@ -57,15 +88,11 @@ class LitTransformer(L.LightningModule):
         self.model = Transformer(self.cfg.model, pad_id=pad_id)
         self.tokenizer = None  # set by the CLI / datamodule for BLEU; also restored from ckpt
         self.tokenizer_proto: bytes | None = None
-        self.test_beam = 4
-        self.test_alpha = 0.6
         self._val: dict[str, list] = {}
         self._tokens_since_log = 0
         self._t_last_log: float | None = None
-        self.last_eval: dict[str, Any] = {}
-        # False skips the teacher-forced pass (loss, perplexity) and only decodes: for a final
-        # evaluation of weights whose dev loss is already known.
-        self.eval_nll = True
+        self.plan: EvalPlan | None = None  # set by score(); None: the defaults above
+        self.results: dict[str, EvalResult] = {}  # the latest, by prefix ("val", "test")
 
     @property
     def num_parameters(self) -> int:
@@ -119,17 +146,29 @@ class LitTransformer(L.LightningModule):
         }
 
     # -- evaluation --------------------------------------------------------------------------
-    def _eval_step(self, batch: dict[str, Any], beam: int, alpha: float, bleu: bool) -> None:
+    def score(self, trainer: L.Trainer, datamodule: Any, stage: str, plan: EvalPlan) -> EvalResult:
+        """Run ``trainer.validate`` (stage "validate") or ``trainer.test`` under ``plan``."""
+        self.plan = plan
+        try:
+            if stage == "validate":
+                trainer.validate(self, datamodule=datamodule, verbose=False)
+                return self.results["val"]
+            trainer.test(self, datamodule=datamodule, verbose=False)
+            return self.results["test"]
+        finally:
+            self.plan = None
+
+    def _eval_step(self, batch: dict[str, Any], plan: EvalPlan) -> None:
         self._val["index"].append(batch["index"].cpu())
-        if self.eval_nll:
+        if plan.nll:
             logits = self.model(batch["src"], batch["tgt_in"])
             nll = token_nll(logits, batch["tgt_out"], self.pad_id)
             self._val["nll"].append(nll.sum(1).double().cpu())
             self._val["ntok"].append((batch["tgt_out"] != self.pad_id).sum(1).cpu())
-        if bleu and self.tokenizer is not None:
+        if plan.bleu and self.tokenizer is not None:
             # Sources wait until there are DECODE_BATCH_TOKENS of them: see _decode_pending.
             self._val["pending"].append(batch["src"])
-            self._val["decode"] = (beam, alpha)
+            self._val["decode"] = (plan.beam, plan.alpha)
             if sum(src.numel() for src in self._val["pending"]) >= DECODE_BATCH_TOKENS:
                 self._decode_pending()
 
@@ -153,7 +192,7 @@ class LitTransformer(L.LightningModule):
     def _eval_start(self) -> None:
         self._val = {"index": [], "nll": [], "ntok": [], "hyps": [], "pending": []}
 
-    def _eval_end(self, prefix: str, refs: list[str] | None) -> dict[str, float]:
+    def _eval_end(self, prefix: str, refs: list[str] | None) -> EvalResult:
         if self._val.get("pending"):
             # Epoch-end hooks run outside the step's autocast: decode as the steps would.
             with self.trainer.precision_plugin.forward_context():
@@ -171,52 +210,62 @@ class LitTransformer(L.LightningModule):
         by_index = {i: (n, t, h) for i, n, t, h in local}
         total_nll = sum(v[0] for v in by_index.values())
         total_tok = sum(v[1] for v in by_index.values())
+        result = EvalResult(sentences=len(by_index))
         metrics: dict[str, float] = {}
         if total_tok:
-            metrics[f"{prefix}/loss"] = total_nll / total_tok
-            metrics[f"{prefix}/ppl"] = math.exp(min(total_nll / total_tok, 50.0))
-            self.last_eval[f"{prefix}_loss_step"] = self.global_step
+            result.loss = total_nll / total_tok
+            result.ppl = math.exp(min(result.loss, 50.0))
+            result.loss_step = self.global_step
+            metrics.update({f"{prefix}/loss": result.loss, f"{prefix}/ppl": result.ppl})
+        elif prefix in self.results:  # decode only: the loss of these weights is known
+            last = self.results[prefix]
+            result = replace(result, loss=last.loss, ppl=last.ppl, loss_step=last.loss_step)
         if hyps and refs is not None and self.tokenizer is not None:
             order = sorted(by_index)
             detok = self.tokenizer.decode([by_index[i][2] for i in order])
             score = corpus_bleu(detok, [refs[i] for i in order])
+            result.bleu, result.signature = score.score, score.signature
+            result.hypotheses = dict(zip(order, detok, strict=True))
             metrics[f"{prefix}/bleu"] = score.score
-            self.last_eval[f"{prefix}_signature"] = score.signature
-            self.last_eval[f"{prefix}_hypotheses"] = dict(zip(order, detok, strict=True))
         metrics[f"{prefix}/sentences"] = float(len(by_index))
         for key, value in metrics.items():
             self.log(key, value, sync_dist=False, rank_zero_only=False)
-        self.last_eval.update(metrics)
+        self.results[prefix] = result
         self._val = {}
-        return metrics
+        return result
 
     def on_validation_epoch_start(self) -> None:
         self._eval_start()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if self.plan is not None:
+            self._eval_step(batch, self.plan)
+            return
         tr = self.cfg.trainer
         # Lightning validates once more when training stops early (time budget, pruning); the
         # run's final evaluation decodes the dev set right after, so this one skips decoding.
         stopping = self.trainer.state.fn == "fit" and self.trainer.should_stop
-        self._eval_step(batch, tr.val_beam, self.test_alpha, bleu=tr.val_bleu and not stopping)
+        bleu = tr.val_bleu and not stopping
+        self._eval_step(batch, EvalPlan(tr.val_beam, self.cfg.decode.alpha, bleu=bleu))
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             self._val = {}
             return
         dm = self.trainer.datamodule
-        metrics = self._eval_end("val", getattr(dm, "dev_refs", None))
-        if "val/ppl" in metrics:
-            msg = f"step {self.global_step}: dev ppl {metrics['val/ppl']:.2f}"
-            if "val/bleu" in metrics:
-                msg += f", dev BLEU {metrics['val/bleu']:.2f}"
+        result = self._eval_end("val", getattr(dm, "dev_refs", None))
+        if result.ppl is not None:
+            msg = f"step {self.global_step}: dev ppl {result.ppl:.2f}"
+            if result.bleu is not None:
+                msg += f", dev BLEU {result.bleu:.2f}"
             rank_zero_info(msg)
 
     def on_test_epoch_start(self) -> None:
         self._eval_start()
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, self.test_beam, self.test_alpha, bleu=True)
+        d = self.cfg.decode
+        self._eval_step(batch, self.plan or EvalPlan(d.beam, d.alpha))
 
     def on_test_epoch_end(self) -> None:
         dm = self.trainer.datamodule

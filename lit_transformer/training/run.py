@@ -8,11 +8,9 @@ directory, train, evaluate (dev perplexity and BLEU with beam search, test BLEU)
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,16 +23,20 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lit_transformer.config import RunConfig
 from lit_transformer.data.datamodule import TranslationDataModule
 from lit_transformer.precision import resolve as resolve_precision
+from lit_transformer.provenance import git_commit, is_rank_zero, write_json_atomic
 from lit_transformer.training.average import average_checkpoints, find_checkpoints, save_atomic
 from lit_transformer.training.budget import TrainingTimeBudget
 from lit_transformer.training.loggers import build_loggers
-from lit_transformer.training.module import LitTransformer
+from lit_transformer.training.module import EvalPlan, LitTransformer
 from lit_transformer.training.progress import ProgressLine
 from lit_transformer.training.resume import resumable_checkpoint
 
 
 @dataclass
 class RunSpec:
+    """One run: its configuration (decoding of the final evaluation in ``config.decode``), seed
+    and output directory, and what it is part of (row, ablation, W&B group)."""
+
     config: RunConfig
     out_dir: Path
     seed: int = 0
@@ -42,34 +44,9 @@ class RunSpec:
     ablation: str | None = None
     group: str | None = None
     test: bool = True
-    final_beam: int = 4
-    final_alpha: float = 0.6
     resume: bool = True  # continue from DIR/checkpoints' newest readable checkpoint, if any
     callbacks: tuple = ()  # extra Lightning callbacks (e.g. a sweep's pruning reporter)
     job_type: str = "train"
-
-
-def git_commit() -> str:
-    """The checkout's commit, with ``+dirty`` when it has uncommitted changes."""
-    here = Path(__file__).resolve().parent
-
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=5)
-
-    try:
-        head = git("rev-parse", "HEAD")
-        if head.returncode != 0:
-            return "unknown"
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
-        return head.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def write_json_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def param_checksum(module: torch.nn.Module) -> str:
@@ -168,11 +145,6 @@ def build_trainer(spec: RunSpec, loggers: list | bool, callbacks: list) -> L.Tra
     )
 
 
-def is_rank_zero() -> bool:
-    """Rank 0 of the whole job, before and after the process group exists."""
-    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("RANK", "0")) == 0
-
-
 def resolve_run_precision(cfg: RunConfig) -> str:
     """Turn ``trainer.precision: auto`` into the precision that runs (printed once, then
     recorded in the checkpoint's hyper-parameters, ``result.json`` and the W&B config)."""
@@ -190,45 +162,116 @@ def resolve_run_precision(cfg: RunConfig) -> str:
     return tr.precision
 
 
+def checkpointing(tr: Any, ckpt_dir: Path) -> ModelCheckpoint:
+    """Periodic checkpoints (for averaging), with ``last.ckpt`` (what a retried trial resumes
+    from) refreshed at each; without periodic ones, at each validation and epoch end."""
+    every = tr.checkpoint_every_n_steps or (
+        tr.val_check_interval if isinstance(tr.val_check_interval, int) else None
+    )
+    if not every:
+        return ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)
+    return ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="step{step:07d}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=every,
+        save_top_k=max(tr.keep_checkpoints, tr.average_last, 1),
+        monitor="step",
+        mode="max",
+        save_last=True,
+    )
+
+
+def resume_point(ckpt_dir: Path) -> str | None:
+    """The newest checkpoint that loads, saying on rank 0 which ones it skipped."""
+    found, skipped = resumable_checkpoint(ckpt_dir)
+    if skipped and is_rank_zero():
+        for line in skipped:
+            print(f"warning: {line}", file=sys.stderr, flush=True)
+        print(
+            f"resuming from {found}" if found else "no readable checkpoint: starting fresh",
+            file=sys.stderr,
+            flush=True,
+        )
+    return str(found) if found else None
+
+
+def final_evaluation(
+    spec: RunSpec, trainer: L.Trainer, module: LitTransformer, dm: TranslationDataModule
+) -> dict[str, Any]:
+    """Dev perplexity and BLEU of the final weights with the paper's decoder (``decode``),
+    the dev hypotheses (``dev.hyp``, for paired significance tests between rows) and test
+    BLEU; the final checkpoint ``model.ckpt``."""
+    out, d = spec.out_dir, spec.config.decode
+    # When training ended with a validation of these very weights (one at the last step, or
+    # the one Lightning adds at a time-budget or pruning stop), keep its dev loss: decode only.
+    last = module.results.get("val")
+    known = last is not None and last.loss_step == trainer.global_step
+    dev = module.score(trainer, dm, "validate", EvalPlan(d.beam, d.alpha, nll=not known))
+    result: dict[str, Any] = {
+        "dev_ppl": dev.ppl,
+        "dev_loss": dev.loss,
+        "dev_bleu": dev.bleu,
+        "bleu_signature": dev.signature,
+    }
+    if trainer.is_global_zero and dev.hypotheses:
+        text = "".join(dev.hypotheses.get(i, "") + "\n" for i in range(len(dm.dev_refs)))
+        (out / "dev.hyp").write_text(text, encoding="utf-8")
+        result["dev_hypotheses"] = str((out / "dev.hyp").resolve())
+    if spec.test and getattr(dm, "test_refs", None):
+        test = module.score(trainer, dm, "test", EvalPlan(d.beam, d.alpha))
+        result.update(test_bleu=test.bleu, test_ppl=test.ppl)
+    final_ckpt = out / "model.ckpt"
+    trainer.save_checkpoint(final_ckpt)
+    result["checkpoint"] = str(final_ckpt.resolve())
+    return result
+
+
+def average_and_score(
+    spec: RunSpec, trainer: L.Trainer, module: LitTransformer, dm: TranslationDataModule
+) -> dict[str, Any]:
+    """Average the last ``trainer.average_last`` checkpoints (as the paper does) and score the
+    average on the test set."""
+    tr, d = spec.config.trainer, spec.config.decode
+    paths = find_checkpoints(spec.out_dir / "checkpoints")[-tr.average_last :]
+    if len(paths) < 2:
+        return {}
+    averaged = average_checkpoints(paths)
+    avg_path = spec.out_dir / "averaged.ckpt"
+    if trainer.is_global_zero:
+        save_atomic(averaged, avg_path)
+    module.load_state_dict(averaged["state_dict"])
+    result: dict[str, Any] = {
+        "averaged_checkpoints": len(paths),
+        "averaged_checkpoint": str(avg_path.resolve()),
+    }
+    if spec.test and getattr(dm, "test_refs", None):
+        test = module.score(trainer, dm, "test", EvalPlan(d.beam, d.alpha))
+        result["test_bleu_averaged"] = test.bleu
+    return result
+
+
 def run_fit(spec: RunSpec) -> dict[str, Any]:
+    """Train ``spec``, evaluate it and write ``DIR/result.json`` (rank 0); returns the result.
+
+    Phases: set-up (seed, precision, data, model, loggers, Trainer), ``trainer.fit`` (resumed
+    from the newest readable checkpoint), the final evaluation, checkpoint averaging."""
     t0 = time.time()
-    cfg = spec.config
-    out = spec.out_dir
+    cfg, out = spec.config, spec.out_dir
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(spec.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
+    # The token-budget sampler does the batching work; DataLoader workers would not help.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
     resolve_run_precision(cfg)
 
     dm = build_datamodule(cfg, spec.seed)
     dm.prepare_data()
     dm.setup("fit")
     module = build_module(cfg, dm)
-    module.test_beam, module.test_alpha = spec.final_beam, spec.final_alpha
     if cfg.trainer.compile:
         module.model.compile()  # in place: parameter names (and checkpoints) stay the same
-
-    tr = cfg.trainer
     ckpt_dir = out / "checkpoints"
-    every = tr.checkpoint_every_n_steps or (
-        tr.val_check_interval if isinstance(tr.val_check_interval, int) else None
-    )
-    # last.ckpt (what a retried trial resumes from) is refreshed with every periodic checkpoint;
-    # without periodic checkpoints, at each validation and epoch end.
-    if every:
-        checkpointing = ModelCheckpoint(
-            dirpath=ckpt_dir,
-            filename="step{step:07d}",
-            auto_insert_metric_name=False,
-            every_n_train_steps=every,
-            save_top_k=max(tr.keep_checkpoints, tr.average_last, 1),
-            monitor="step",
-            mode="max",
-            save_last=True,
-        )
-    else:
-        checkpointing = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)
-    callbacks: list = [checkpointing, *spec.callbacks]
-    run_name = f"{spec.row}/seed{spec.seed}" if spec.row else f"seed{spec.seed}"
     meta = {
         "row": spec.row,
         "ablation": spec.ablation,
@@ -238,6 +281,8 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
         "tokenizer_hash": dm.tokenizer.sha256,
         "precision": cfg.trainer.precision,  # as resolved: what ran
     }
+    run_name = f"{spec.row}/seed{spec.seed}" if spec.row else f"seed{spec.seed}"
+    tr = cfg.trainer
     loggers = build_loggers(
         out,
         tr.wandb,
@@ -247,79 +292,28 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
         {**cfg.to_dict(), **meta},
         job_type=spec.job_type,
     )
-    trainer = build_trainer(spec, loggers, callbacks)
-    resumed_from = None
-    if spec.resume:
-        found, skipped = resumable_checkpoint(ckpt_dir)
-        resumed_from = str(found) if found else None
-        if skipped and is_rank_zero():
-            for line in skipped:
-                print(f"warning: {line}", file=sys.stderr, flush=True)
-            print(
-                f"resuming from {found}" if found else "no readable checkpoint: starting fresh",
-                file=sys.stderr,
-                flush=True,
-            )
+    trainer = build_trainer(spec, loggers, [checkpointing(tr, ckpt_dir), *spec.callbacks])
+    resumed_from = resume_point(ckpt_dir) if spec.resume else None
+
     t_fit = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=resumed_from)
     t_eval = time.time()
-    train_wall = t_eval - t0
-    rank_checksums = gather_param_checksums(module)
-
-    # Final evaluation with the paper's decoder (beam 4, α 0.6) on the final weights.
-    module.cfg.trainer.val_beam = spec.final_beam
-    module.cfg.trainer.val_bleu = True
-    # When training ended with a validation of these very weights (one at the last step, or
-    # the one Lightning adds at a time-budget or pruning stop), keep its dev loss: decode only.
-    module.eval_nll = module.last_eval.get("val_loss_step") != trainer.global_step
-    trainer.validate(module, datamodule=dm, verbose=False)
-    module.eval_nll = True
     result: dict[str, Any] = {
         **meta,
-        "dev_ppl": module.last_eval.get("val/ppl"),
-        "dev_loss": module.last_eval.get("val/loss"),
-        "dev_bleu": module.last_eval.get("val/bleu"),
-        "bleu_signature": module.last_eval.get("val_signature"),
         "params": module.num_parameters,
-        "rank_param_checksums": rank_checksums,
+        "rank_param_checksums": gather_param_checksums(module),
         "steps": trainer.global_step,
         "epochs": trainer.current_epoch,
         "resumed_from": resumed_from,
         "status": "pruned" if getattr(trainer, "pruned", False) else "complete",
-        "train_wall_s": round(train_wall, 1),
+        "train_wall_s": round(t_eval - t0, 1),
         "config": cfg.to_dict(),
-        "beam": spec.final_beam,
-        "alpha": spec.final_alpha,
+        "beam": cfg.decode.beam,
+        "alpha": cfg.decode.alpha,
     }
-    # The final dev hypotheses (beam search), one line per dev sentence in order: what a
-    # report needs for paired significance tests between rows.
-    hyps = module.last_eval.get("val_hypotheses") or {}
-    if trainer.is_global_zero and hyps:
-        text = "".join(hyps.get(i, "") + "\n" for i in range(len(dm.dev_refs)))
-        (out / "dev.hyp").write_text(text, encoding="utf-8")
-        result["dev_hypotheses"] = str((out / "dev.hyp").resolve())
-    has_test = spec.test and getattr(dm, "test_refs", None)
-    if has_test:
-        trainer.test(module, datamodule=dm, verbose=False)
-        result["test_bleu"] = module.last_eval.get("test/bleu")
-        result["test_ppl"] = module.last_eval.get("test/ppl")
-    final_ckpt = out / "model.ckpt"
-    trainer.save_checkpoint(final_ckpt)
-    result["checkpoint"] = str(final_ckpt.resolve())
-
+    result.update(final_evaluation(spec, trainer, module, dm))
     if tr.average_last:
-        paths = find_checkpoints(ckpt_dir)[-tr.average_last :]
-        if len(paths) >= 2:
-            averaged = average_checkpoints(paths)
-            avg_path = out / "averaged.ckpt"
-            if trainer.is_global_zero:
-                save_atomic(averaged, avg_path)
-            module.load_state_dict(averaged["state_dict"])
-            if has_test:
-                trainer.test(module, datamodule=dm, verbose=False)
-                result["test_bleu_averaged"] = module.last_eval.get("test/bleu")
-            result["averaged_checkpoints"] = len(paths)
-            result["averaged_checkpoint"] = str(avg_path.resolve())
+        result.update(average_and_score(spec, trainer, module, dm))
     result["wall_s"] = round(time.time() - t0, 1)
     # Where a trial's time goes: the fixed part (set-up: data, tokenizer, model, loggers; the
     # final evaluation and saving) against training (which includes periodic validation).

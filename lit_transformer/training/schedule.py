@@ -1,4 +1,5 @@
-"""The paper's learning-rate schedule (§5.3), stepped once per optimizer step.
+"""The paper's learning-rate schedule (§5.3), stepped once per optimizer step (rule *same
+steps, same batches*, ARCHITECTURE.md).
 
     lrate = scale · d_model^-0.5 · min(step^-0.5, step · warmup_steps^-1.5)
 

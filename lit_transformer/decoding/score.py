@@ -1,14 +1,18 @@
-"""Evaluate a saved checkpoint on a corpus split: per-wordpiece perplexity and sacreBLEU."""
+"""Score a saved checkpoint on a corpus split: per-wordpiece perplexity and sacreBLEU, as the
+run's own final evaluation computes them (``validate`` and ``test``)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 
+from lit_transformer.config import DECODE
 from lit_transformer.data.datamodule import TranslationDataModule
 from lit_transformer.decoding.translate import load_module
+from lit_transformer.training.module import EvalPlan
 from lit_transformer.training.run import build_datamodule
 
 
@@ -37,6 +41,7 @@ def checkpoint_datamodule(
 
 def scoring_trainer(precision: str) -> L.Trainer:
     """One device, no logging: a Trainer that only validates or tests."""
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")  # see run_fit
     return L.Trainer(
         accelerator="auto",
         devices=1,
@@ -52,8 +57,8 @@ def evaluate_checkpoint(
     ckpt: str | Path,
     stage: str = "test",
     data_root: str | None = None,
-    beam: int = 4,
-    alpha: float = 0.6,
+    beam: int = DECODE.beam,
+    alpha: float = DECODE.alpha,
     corpus: str | None = None,
     split: str | None = None,
     precision: str | None = None,
@@ -69,23 +74,15 @@ def evaluate_checkpoint(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = choose(module.cfg.trainer.precision, precision, device)
     dm = checkpoint_datamodule(module, stage, data_root, corpus, split)
-    module.test_beam, module.test_alpha = beam, alpha
-    module.cfg.trainer.val_beam, module.cfg.trainer.val_bleu = beam, True
-    trainer = scoring_trainer(precision)
-    if stage == "validate":
-        trainer.validate(module, datamodule=dm, verbose=False)
-        prefix = "val"
-    else:
-        trainer.test(module, datamodule=dm, verbose=False)
-        prefix = "test"
+    scores = module.score(scoring_trainer(precision), dm, stage, EvalPlan(beam, alpha))
     return {
         "checkpoint": str(ckpt),
         "stage": stage,
         "beam": beam,
         "alpha": alpha,
         "precision": precision,
-        "ppl": module.last_eval.get(f"{prefix}/ppl"),
-        "bleu": module.last_eval.get(f"{prefix}/bleu"),
-        "sentences": module.last_eval.get(f"{prefix}/sentences"),
-        "signature": module.last_eval.get(f"{prefix}_signature"),
+        "ppl": scores.ppl,
+        "bleu": scores.bleu,
+        "sentences": float(scores.sentences),
+        "signature": scores.signature,
     }

@@ -65,7 +65,8 @@ def test_validation_does_not_use_the_training_budget():
 
 
 def test_fit_config_selects_the_budget(tmp_path):
-    from lit_transformer.config import ConfigError, RunConfig, parse_overrides
+    from lit_transformer.cli.options import parse_overrides
+    from lit_transformer.config import ConfigError, RunConfig
     from lit_transformer.training.run import RunSpec, build_trainer
 
     def trainer_for(*overrides: str) -> L.Trainer:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 
 import pytest
 import torch
 
 from lit_transformer.config import ModelConfig
 from lit_transformer.model.attention import MultiHeadAttention
+from lit_transformer.model.cache import MemoryCache
 from lit_transformer.model.positions import (
     LearnedPositionalEmbedding,
     SequenceTooLongError,
@@ -137,7 +139,9 @@ def test_decoding_sees_the_weights_of_each_call_after_fused_adam_steps():
                 model.decode(tgt[:, t : t + 1], memory, mask, cache, start=t) for t in range(5)
             ]
         torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
-        assert set(cache[0]["self"]) == {"k", "v", "w_qkv", "b_qkv"}
+        kept = cache.layers[0].self_attn
+        held = {f.name for f in fields(kept) if getattr(kept, f.name) is not None}
+        assert held == {"k", "v", "fused_qkv"}
         model.train()
         model(src, tgt).pow(2).mean().backward()
         opt.step()
@@ -146,7 +150,7 @@ def test_decoding_sees_the_weights_of_each_call_after_fused_adam_steps():
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         cache = model.new_cache()
         model.decode(tgt[:, :1], memory, mask, cache, start=0)
-    assert cache[0]["self"]["w_qkv"].dtype == torch.bfloat16
+    assert cache.layers[0].self_attn.fused_qkv[0].dtype == torch.bfloat16
 
 
 def test_a_beam_reorder_takes_effect_at_the_next_step():
@@ -161,13 +165,15 @@ def test_a_beam_reorder_takes_effect_at_the_next_step():
         cache = model.new_cache()
         for t in range(2):
             model.decode(tgt[:, t : t + 1], memory, mask, cache, start=t)
-        model.reorder_cache(cache, first, first)  # rows of other sentences: cross too
-        model.reorder_cache(cache, second, second)
+        # Each new row is the one hypothesis of another sentence: the encoder's rows move too.
+        one_each = torch.zeros(4, 1, dtype=torch.long)
+        cache.reorder(one_each, first)
+        cache.reorder(one_each, second)
         rows = first[second]
         step = model.decode(tgt[rows, 2:3], memory[rows], mask[rows], cache, start=2)
         full = model.decode(tgt[rows], memory[rows], mask[rows])
     torch.testing.assert_close(step[:, 0], full[:, 2], rtol=1e-5, atol=1e-5)
-    assert "order" not in cache[0]["self"]  # applied
+    assert cache.layers[0].self_attn.pending_rows is None  # applied
 
 
 def test_the_hypotheses_of_a_sentence_attend_to_its_encoder_output_together():
@@ -181,9 +187,10 @@ def test_the_hypotheses_of_a_sentence_attend_to_its_encoder_output_together():
     attn = model.decoder[0].cross_attn
     with torch.no_grad():
         memory, mask = model.encode(src)
-        cache: dict = {}
-        attn(y[::4], memory, mask, cache=cache, static_kv=True)  # the first step: one row each
+        cache = MemoryCache()
+        attn(y[::4], memory, mask, cache=cache)  # the first step: one row each
+        cache.select(None, width=4)  # then 4 hypotheses per sentence
         plain = attn(y, memory[rows], mask[rows])
         for m in (mask, mask[rows]):  # a mask per sentence or per hypothesis
-            grouped = attn(y, memory, m, cache=cache, static_kv=True)
+            grouped = attn(y, memory, m, cache=cache)
             torch.testing.assert_close(grouped, plain, rtol=1e-5, atol=1e-5)

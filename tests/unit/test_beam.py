@@ -10,6 +10,7 @@ import torch
 
 from lit_transformer.config import ModelConfig
 from lit_transformer.decoding.beam import beam_search, greedy_search, length_penalty
+from lit_transformer.model.cache import DecoderCache
 from lit_transformer.model.transformer import Transformer
 
 PAD, BOS, EOS, A, B = 0, 2, 3, 4, 5
@@ -36,10 +37,7 @@ class ScriptedModel:
         return table[last]
 
     def new_cache(self):
-        return []
-
-    def reorder_cache(self, cache, order, static_order=None):
-        pass
+        return DecoderCache([])  # no layers: nothing to reorder
 
 
 def random_model(seed: int = 0) -> Transformer:

@@ -1,4 +1,5 @@
-"""Corpus BLEU with sacreBLEU on detokenised text, with its signature (rule 3)."""
+"""Corpus BLEU with sacreBLEU on detokenised text, with its signature (rule *corpus BLEU*,
+ARCHITECTURE.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The prepared GPU check (a few minutes on one H100): ``python -m lit_transformer.gpu_check``.
+"""The prepared GPU check (a few minutes on one H100): ``lit-transformer gpu-check``.
 
 1. Correctness: the paper's base model, same weights and batch, loss on the CPU in fp32 vs on
    the GPU in fp32 and under bf16 autocast (fused SDPA kernels), within tolerance.
@@ -15,16 +15,13 @@ so the script is known to run before a GPU's minutes are spent on it.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from lit_transformer.bench import TrainShape, train_step_flops
+from lit_transformer.bench.train import TrainShape, train_step_flops
 from lit_transformer.config import ModelConfig
 from lit_transformer.model.transformer import Transformer
 from lit_transformer.training.loss import label_smoothed_loss
@@ -96,15 +93,20 @@ def measure_speed(
         src_len=length,
         tgt_len=length,
     )
+    from lit_transformer.precision import resolve
+
     torch.manual_seed(0)
     model = Transformer(shape.model_config()).to(device).train()
     kind = torch.device(device).type
+    # bf16-mixed on a bf16 GPU; on a CPU whatever `auto` picks there (fp32 where bf16 is slow,
+    # so the CPU rehearsal of this check does not take minutes a step).
+    precision, _ = resolve("auto", "gpu" if kind == "cuda" else "cpu")
     step_model = torch.compile(model) if compile_ else model
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9, fused=True)
     src, tin, tout = _batch(b, length, length, cfg.vocab_size, device)
 
     def step() -> None:
-        with torch.autocast(kind, dtype=torch.bfloat16):
+        with torch.autocast(kind, dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
             loss = label_smoothed_loss(step_model(src, tin), tout, 0.1, 0)
         loss.backward()
         opt.step()
@@ -128,42 +130,6 @@ def measure_speed(
         "mfu": flops / sec / (peak * 1e12),
         "hours_for_100k_steps": sec * 1e5 / 3600,
         "compiled": compile_,
+        "precision": precision,
         "max_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if kind == "cuda" else None,
     }
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tokens", type=int, default=25000, help="target tokens per batch")
-    p.add_argument("--length", type=int, default=32, help="tokens per sentence (both sides)")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
-    p.add_argument("--device", default="cuda", help="cuda (default), cuda:N, or cpu")
-    p.add_argument("--peak-tflops", type=float, default=989.0)
-    p.add_argument("--compile", action="store_true")
-    p.add_argument("--out")
-    args = p.parse_args(argv)
-    kind = torch.device(args.device).type
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: no CUDA device")
-    if args.tokens < args.length:
-        raise SystemExit(f"error: --tokens {args.tokens} is less than one sentence ({args.length})")
-    cfg = ModelConfig(vocab_size=37000)
-    speed = (args.tokens, args.length, args.steps)
-    extra = {"device": args.device, "warmup": args.warmup}
-    result = {
-        "device": torch.cuda.get_device_name(args.device) if kind == "cuda" else args.device,
-        "torch": torch.__version__,
-        "loss": check_loss(cfg, args.device),
-        "speed": measure_speed(cfg, *speed, False, args.peak_tflops, **extra),
-    }
-    if args.compile:
-        result["speed_compiled"] = measure_speed(cfg, *speed, True, args.peak_tflops, **extra)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,36 @@
+"""``validate`` / ``test``: score a checkpoint on its dev or test set (PPL and sacreBLEU)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from lit_transformer.cli.parser import decode_options, decode_precision_option
+
+SUMMARY = "{command} a checkpoint: perplexity and sacreBLEU (dev for validate, test for test)"
+
+
+def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--data-root", help="data root (default: $LIT_TRANSFORMER_DATA)")
+    p.add_argument("--corpus", help="corpus (default: the one it was trained on)")
+    p.add_argument("--split", help="split or role (default: dev for validate, test for test)")
+    decode_options(p)
+    decode_precision_option(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lit_transformer.decoding.score import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(
+        args.ckpt,
+        stage=args.command,
+        data_root=args.data_root,
+        beam=args.beam,
+        alpha=args.alpha,
+        corpus=args.corpus,
+        split=args.split,
+        precision=args.precision,
+    )
+    print(json.dumps(metrics, indent=2))
+    return 0

@@ -1,0 +1,40 @@
+"""What a run records about itself (rule *recorded provenance*, ARCHITECTURE.md): the code's
+commit, its rank, and files written whole or not at all. Light on purpose (no torch): the
+sweep orchestrator and the trial both use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def git_commit() -> str:
+    """The checkout's commit, with ``+dirty`` when it has uncommitted changes."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=5)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return "unknown"
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def write_json_atomic(obj: Any, path: Path) -> None:
+    """``path`` holds the old JSON or the new one, never half of either."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def is_rank_zero() -> bool:
+    """Rank 0 of the whole job, before and after the process group exists."""
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("RANK", "0")) == 0

@@ -1,0 +1,115 @@
+"""Starting a sweep: the spec, the storage, how many workers, the command recorded with the study.
+
+One worker runs in this process; several are each their own process (a crash takes one
+worker, not the sweep), started as ``lit-transformer sweep SPEC --workers 1 --child``, with the
+storage URL in the environment so that a password never shows in ``ps``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from lit_transformer.config import ConfigError
+
+
+@dataclass
+class SweepOptions:
+    spec: str
+    storage: str | None = None
+    study_name: str | None = None
+    workers: int | None = None
+    devices: int | None = None
+    seeds: list[int] | None = None
+    run_dir: str = "runs/sweeps"
+    wandb: str = "offline"
+    status: bool = False
+    threads: int | None = None
+    child: bool = False  # a worker process started by a multi-worker sweep
+
+
+def sweep_command(o: SweepOptions, redacted_url: str) -> str:
+    """The user's sweep command line, as recorded with the study (password redacted)."""
+    parts = ["lit-transformer", "sweep", str(o.spec)]
+    if o.seeds:
+        parts += ["--seeds", ",".join(map(str, o.seeds))]
+    for flag, value in (
+        ("--storage", redacted_url if o.storage else None),
+        ("--study-name", o.study_name),
+        ("--workers", o.workers),
+        ("--devices", o.devices),
+        ("--run-dir", o.run_dir if o.run_dir != "runs/sweeps" else None),
+    ):
+        if value is not None:
+            parts += [flag, str(value)]
+    return " ".join(parts)
+
+
+def worker_command(o: SweepOptions, name: str, threads: int) -> list[str]:
+    cmd = [sys.executable, "-m", "lit_transformer", "sweep", str(o.spec), "--workers", "1"]
+    cmd += ["--study-name", name, "--run-dir", str(o.run_dir), "--wandb", o.wandb]
+    cmd += ["--threads", str(threads), "--child"]
+    if o.devices:
+        cmd += ["--devices", str(o.devices)]
+    if o.seeds:
+        cmd += ["--seeds", ",".join(map(str, o.seeds))]
+    return cmd
+
+
+def run_sweep(o: SweepOptions) -> int:
+    """Run the study's trials until none is left, then print its rows × seeds table."""
+    from lit_transformer.sweep.orchestrator import Worker, default_workers, record_provenance
+    from lit_transformer.sweep.spec import load_spec
+    from lit_transformer.sweep.status import format_status, status_table
+    from lit_transformer.sweep.storage import (
+        STORAGE_ENV,
+        default_storage,
+        load_or_create_study,
+        open_storage,
+        redact,
+    )
+
+    spec = load_spec(o.spec)
+    if o.devices:
+        spec.devices = o.devices
+    if o.seeds:
+        spec.seeds = o.seeds
+    name = o.study_name or spec.study
+    run_dir = Path(o.run_dir)
+    url = o.storage or os.environ.get(STORAGE_ENV) or default_storage(run_dir, name)
+    if o.status:
+        study = load_or_create_study(open_storage(url), name)
+        print(format_status(status_table(study), name))
+        return 0
+    for flag, value in (("--workers", o.workers), ("--threads", o.threads)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be a positive integer, got {value}")
+    workers = o.workers or default_workers(spec.devices, spec.protocol)
+    threads = o.threads or max(1, (os.cpu_count() or 1) // (workers * spec.devices))
+    shown_url = redact(url)
+    print(
+        f"sweep {name}: {spec.kind}, storage {shown_url}, {workers} worker(s) × {threads} "
+        "thread(s)",
+        flush=True,
+    )
+    command = None if o.child else sweep_command(o, shown_url)
+    if workers == 1:
+        Worker(spec, url, name, run_dir, threads, o.wandb, command).run()
+    else:
+        # Create the schema and the study once, before the workers race to do it.
+        study = load_or_create_study(open_storage(url, spec.max_retry), name)
+        if command:
+            record_provenance(study, spec, command)
+        env = {**os.environ, STORAGE_ENV: url}
+        cmd = worker_command(o, name, threads)
+        procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
+        codes = [p.wait() for p in procs]
+        if any(codes):
+            print(f"error: worker exit codes {codes}", file=sys.stderr)
+            return 1
+    study = load_or_create_study(open_storage(url), name)
+    print(format_status(status_table(study), name))
+    return 0

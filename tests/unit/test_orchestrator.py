@@ -1,0 +1,26 @@
+"""A worker's next trial: a retried one (its checkpoints are waiting) before the others."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import optuna
+from optuna.trial import TrialState
+
+from lit_transformer.sweep.orchestrator import claim
+
+
+def test_a_retried_trial_is_claimed_before_older_waiting_ones(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="s")
+    for row in ("base", "A-h1", "A-h4"):
+        study.enqueue_trial({"row": row, "seed": 1})
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    retry = waiting[-1]  # as RetryHeartbeatStaleTrialCallback marks a retry of trial 0
+    study._storage.set_trial_system_attr(retry._trial_id, "failed_trial", 0)  # noqa: SLF001
+    grid = SimpleNamespace(kind="grid")
+    first = claim(study, grid)
+    assert first is not None and first._trial_id == retry._trial_id  # noqa: SLF001
+    assert study._storage.get_trial(retry._trial_id).state == TrialState.RUNNING  # noqa: SLF001
+    assert first.suggest_categorical("row", ["base", "A-h1", "A-h4"]) == "A-h4"
+    second = claim(study, grid)  # then the oldest waiting one, as study.ask() takes it
+    assert second is not None and second.number == waiting[0].number

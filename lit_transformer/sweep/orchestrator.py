@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,18 +87,27 @@ def _hpo_budget_left(study: optuna.Study, spec: SweepSpec) -> int:
     return spec.n_trials - used
 
 
-def claim(study: optuna.Study, spec: SweepSpec) -> optuna.Trial | None:
+def claim(
+    study: optuna.Study,
+    spec: SweepSpec,
+    resumable: Callable[[optuna.trial.FrozenTrial], bool] | None = None,
+) -> optuna.Trial | None:
     """The next trial for this worker, or None when there is nothing to start now.
 
-    A retried trial (its worker died) comes first: it resumes from its last checkpoint, so
-    the work already done is not left waiting behind the rest of the study. Otherwise the
-    oldest WAITING trial, as ``study.ask()`` takes it (call under the study lock)."""
+    A retried trial (its worker died) comes first, one whose checkpoints are on this machine
+    (``resumable``) before the others: it resumes from its last checkpoint, so the work
+    already done is not left waiting behind the rest of the study. Otherwise the oldest
+    WAITING trial, as ``study.ask()`` takes it (call under the study lock)."""
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    for t in waiting:
-        if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None:
-            storage = study._storage  # noqa: SLF001 - ask() has no way to name the trial
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):  # noqa: SLF001
-                return optuna.Trial(study, t._trial_id)  # noqa: SLF001
+    retries = [
+        t for t in waiting if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None
+    ]
+    if resumable is not None:
+        retries.sort(key=lambda t: not resumable(t))  # stable: oldest first within each
+    storage = study._storage  # noqa: SLF001 - ask() has no way to name the trial it takes
+    for t in retries:
+        if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):  # noqa: SLF001
+            return optuna.Trial(study, t._trial_id)  # noqa: SLF001
     if spec.kind == "grid":
         if not waiting:
             return None
@@ -284,7 +294,7 @@ class Worker:
         while True:
             optuna.storages.fail_stale_trials(self.study)
             with study_lock(self.storage, self.name):
-                trial = claim(self.study, self.spec)
+                trial = claim(self.study, self.spec, self.has_checkpoint)
                 if trial is not None:
                     self.storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
             if trial is None:
@@ -295,6 +305,18 @@ class Worker:
                 continue
             self.run_trial(trial)
             done += 1
+
+    def has_checkpoint(self, frozen: optuna.trial.FrozenTrial) -> bool:
+        """Whether a waiting retry finds a checkpoint in its directory on this machine."""
+        fixed = frozen.system_attrs.get("fixed_params") or {}
+        original = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+        if self.spec.kind == "grid" and {"row", "seed"} <= set(fixed):
+            out = self.run_dir / self.name / str(fixed["row"]) / f"seed{fixed['seed']}"
+        elif self.spec.kind != "grid" and original is not None:
+            out = self.run_dir / self.name / f"trial{original:04d}"
+        else:
+            return False
+        return any((out / "checkpoints").glob("*.ckpt"))
 
     def trial_dir(self, trial: optuna.Trial, params: dict[str, Any]) -> Path:
         base = self.run_dir / self.name

@@ -24,3 +24,20 @@ def test_a_retried_trial_is_claimed_before_older_waiting_ones(tmp_path):
     assert first.suggest_categorical("row", ["base", "A-h1", "A-h4"]) == "A-h4"
     second = claim(study, grid)  # then the oldest waiting one, as study.ask() takes it
     assert second is not None and second.number == waiting[0].number
+
+
+def test_a_retry_with_its_checkpoints_here_goes_before_one_without(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="s")
+    for row in ("A-h4", "A-h32"):
+        study.enqueue_trial({"row": row, "seed": 1})
+    for t in study.get_trials(states=(TrialState.WAITING,)):  # both are retries
+        study._storage.set_trial_system_attr(t._trial_id, "failed_trial", t.number)  # noqa: SLF001
+    here = {"A-h32"}  # only A-h32's checkpoints are on this machine
+
+    def resumable(t: optuna.trial.FrozenTrial) -> bool:
+        return t.system_attrs["fixed_params"]["row"] in here
+
+    first = claim(study, SimpleNamespace(kind="grid"), resumable)
+    assert first.suggest_categorical("row", ["A-h4", "A-h32"]) == "A-h32"
+    second = claim(study, SimpleNamespace(kind="grid"), resumable)
+    assert second.suggest_categorical("row", ["A-h4", "A-h32"]) == "A-h4"

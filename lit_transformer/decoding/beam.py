@@ -31,10 +31,9 @@ from lit_transformer.model.transformer import Transformer
 
 # Source tokens (padding included) per beam-search call. A batch decodes until its slowest
 # sentence is done, at a fixed cost per step however few sentences are left; larger batches
-# share those tails. Beam-4 decoding of the Multi30k dev set (1,014 sentences) by two partly
-# trained models took 10–15% less time at 3 × 2,048 source tokens per call than at 2,048, and
-# 30% more in one call of all 1,014 (copying the caches grows with the batch), on the
-# project's 2-core CPU (BENCHMARKS.md).
+# share those tails, while one call of the whole dev set copies ever larger caches: a few
+# training batches per call was fastest (BENCHMARKS.md, "Session 4: … larger decoding
+# batches").
 DECODE_BATCH_TOKENS = 6144
 
 

@@ -100,7 +100,7 @@ class Transformer(nn.Module):
         if self.generator is None:
             # F.linear, not ``hidden @ E.t()``: autocast caches its cast of a parameter for the
             # rest of the autocast region, but not of the transposed view, which beam search
-            # would cast afresh at every step (8000 × 512: 1.2 ms a step on the 2-core CPU).
+            # would cast afresh at every step (BENCHMARKS.md, "Decoding").
             return F.linear(hidden, self.tgt_embed.weight)
         return self.generator(hidden)
 

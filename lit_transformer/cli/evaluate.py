@@ -7,7 +7,10 @@ import json
 
 from lit_transformer.cli.parser import decode_options, decode_precision_option
 
-SUMMARY = "{command} a checkpoint: perplexity and sacreBLEU (dev for validate, test for test)"
+SUMMARY = {
+    "validate": "score a checkpoint on its dev set: perplexity and sacreBLEU",
+    "test": "score a checkpoint on its test set: perplexity and sacreBLEU",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser, command: str) -> None:

@@ -1,7 +1,8 @@
 """``lit-transformer``: a table from command name to the module that implements it.
 
 Each module under ``cli/`` has its arguments beside its handler: ``SUMMARY`` (one line of
-help), ``add_arguments(parser, command)`` and ``run(args) -> int``. User errors end as one
+help, or one per command it serves), ``add_arguments(parser, command)`` and ``run(args) ->
+int``. User errors end as one
 ``error: …`` line and exit status 2 (``lit_transformer/errors.py``).
 """
 
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="lit-transformer", description="Attention Is All You Need, Table 3.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name, module in COMMANDS.items():
-        summary = module.SUMMARY.format(command=name)
+        summary = module.SUMMARY if isinstance(module.SUMMARY, str) else module.SUMMARY[name]
         module.add_arguments(sub.add_parser(name, help=summary, description=summary), name)
     return p
 

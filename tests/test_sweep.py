@@ -307,7 +307,14 @@ def test_killed_worker_is_resumed_from_checkpoint(
     cmd = [sys.executable, "-m", "lit_transformer", "sweep", str(spec), "--run-dir", str(tmp_path)]
     cmd += ["--workers", "1"]
     worker = subprocess.Popen(
-        cmd, cwd=REPO, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        cmd,
+        cwd=REPO,
+        env=run_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        # A test run started in the background (nohup, `cmd &`) inherits SIGINT ignored, and
+        # Python then never turns Ctrl-C into KeyboardInterrupt: give the worker the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
     def running_with_checkpoint() -> str | None:

@@ -12,7 +12,8 @@ from typing import Any
 
 
 def git_commit() -> str:
-    """The checkout's commit, with ``+dirty`` when it has uncommitted changes."""
+    """The checkout's commit, with ``+dirty`` when it has uncommitted changes outside
+    ``reports/`` (a committed study file changes while its sweep runs: that is not the code)."""
     here = Path(__file__).resolve().parent
 
     def git(*args: str) -> subprocess.CompletedProcess:
@@ -22,7 +23,8 @@ def git_commit() -> str:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return "unknown"
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        status = ("status", "--porcelain", "--untracked-files=no", "--", ":(top,exclude)reports")
+        dirty = git(*status).stdout.strip()
         return head.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

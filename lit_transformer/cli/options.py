@@ -63,13 +63,11 @@ def _int_or_float(text: str) -> int | float:
 
 def converter(hint: Any) -> tuple[Callable[[str], Any], str]:
     """(parse, metavar) for a field's type hint."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    optional = isinstance(hint, types.UnionType) and len(args) < len(typing.get_args(hint))
-    if isinstance(hint, types.UnionType):
-        inner = (args[0], "") if len(args) == 1 else (int | float, "")
-        base = inner[0]
-    else:
-        base = hint
+    base, optional = hint, False
+    if isinstance(hint, types.UnionType):  # X | None, or int | float (| None)
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(hint))
+        base = args[0] if len(args) == 1 else int | float
     if base is int:
         parse, name = _int, "INT"
     elif base is float:

@@ -306,25 +306,30 @@ class Worker:
             self.run_trial(trial)
             done += 1
 
+    def directory(self, row: Any, seed: Any, number: int) -> Path:
+        """A trial's directory: ``RUN_DIR/STUDY/ROW/seedS`` in a grid, ``RUN_DIR/STUDY/trialNNNN``
+        (the number of the trial it retries, if any) in a search; a retry reuses it."""
+        base = self.run_dir / self.name
+        if self.spec.kind == "grid":
+            return base / str(row) / f"seed{seed}"
+        return base / f"trial{number:04d}"
+
     def has_checkpoint(self, frozen: optuna.trial.FrozenTrial) -> bool:
         """Whether a waiting retry finds a checkpoint in its directory on this machine."""
         fixed = frozen.system_attrs.get("fixed_params") or {}
         original = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
-        if self.spec.kind == "grid" and {"row", "seed"} <= set(fixed):
-            out = self.run_dir / self.name / str(fixed["row"]) / f"seed{fixed['seed']}"
-        elif self.spec.kind != "grid" and original is not None:
-            out = self.run_dir / self.name / f"trial{original:04d}"
-        else:
+        if original is None or (self.spec.kind == "grid" and not {"row", "seed"} <= set(fixed)):
             return False
+        out = self.directory(fixed.get("row"), fixed.get("seed"), original)
         return any((out / "checkpoints").glob("*.ckpt"))
 
     def trial_dir(self, trial: optuna.Trial, params: dict[str, Any]) -> Path:
-        base = self.run_dir / self.name
-        if self.spec.kind == "grid":
-            return base / params["row"] / f"seed{params['seed']}"
-        frozen = self.storage.get_trial(trial._trial_id)  # noqa: SLF001
-        original = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
-        return base / f"trial{(trial.number if original is None else original):04d}"
+        original = None
+        if self.spec.kind != "grid":
+            frozen = self.storage.get_trial(trial._trial_id)  # noqa: SLF001
+            original = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+        number = trial.number if original is None else original
+        return self.directory(params["row"], params["seed"], number)
 
     def run_trial(self, trial: optuna.Trial) -> None:
         spec = self.spec

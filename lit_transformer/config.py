@@ -126,9 +126,12 @@ class TrainerConfig:
         "auto: bf16-mixed where bf16 matmuls are fast (a bf16 GPU, a CPU with AVX512_BF16/"
         "AMX), else 32; or 32, bf16-mixed, 16-mixed, bf16-true as given",
     )
-    devices: int = option(1, "devices (processes) per run; DDP when > 1")
+    devices: int = option(1, "devices (processes) per node; DDP when devices × num_nodes > 1")
+    num_nodes: int = option(
+        1, "nodes (hosts) of one DDP run, launched by torchrun, srun or NODE_RANK (README)"
+    )
     accelerator: str = option("auto", "Lightning accelerator: auto, cpu, gpu")
-    strategy: str = option("auto", "Lightning strategy (auto: ddp when devices > 1)")
+    strategy: str = option("auto", "Lightning strategy (auto: ddp over more than one process)")
     val_check_interval: int | float | None = option(
         None, "validate every this many steps (an integer > 1) or fraction of an epoch"
     )
@@ -171,8 +174,10 @@ class TrainerConfig:
         n = self.progress_every_n_steps
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
             raise ConfigError(f"trainer.progress_every_n_steps must be an integer >= 0, got {n!r}")
-        if not isinstance(self.devices, int) or isinstance(self.devices, bool) or self.devices < 1:
-            raise ConfigError(f"trainer.devices must be a positive integer, got {self.devices!r}")
+        for name in ("devices", "num_nodes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"trainer.{name} must be a positive integer, got {value!r}")
         if self.accumulate_grad_batches <= 0:
             raise ConfigError("trainer.accumulate_grad_batches must be positive")
         if not isinstance(self.budget_counts_validation, bool):

@@ -30,13 +30,29 @@ def git_commit() -> str:
         return "unknown"
 
 
-def write_json_atomic(obj: Any, path: Path) -> None:
-    """``path`` holds the old JSON or the new one, never half of either."""
+def write_text_atomic(text: str, path: Path) -> None:
+    """``path`` holds the old text or the new one, never half of either."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
+def write_json_atomic(obj: Any, path: Path) -> None:
+    """``path`` holds the old JSON or the new one, never half of either."""
+    write_text_atomic(json.dumps(obj, indent=2, sort_keys=True) + "\n", path)
+
+
 def is_rank_zero() -> bool:
-    """Rank 0 of the whole job, before and after the process group exists."""
-    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("RANK", "0")) == 0
+    """Rank 0 of the whole job, before and after the process group exists: the one process
+    that prints and writes results (rule *rank-zero logging*).
+
+    ``RANK`` where a launcher set it (torchrun; Lightning's own ranks once started), else
+    ``SLURM_PROCID`` under ``srun`` (Lightning's ``SLURMEnvironment``, which ignores a job
+    named ``bash`` or ``interactive``), else node and local rank as Lightning's own launcher
+    sets them on each host (``NODE_RANK``, ``LOCAL_RANK``)."""
+    env = os.environ
+    if "RANK" in env:
+        return int(env["RANK"]) == 0
+    if "SLURM_NTASKS" in env and env.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
+        return int(env.get("SLURM_PROCID", "0")) == 0
+    return int(env.get("NODE_RANK", "0")) == 0 and int(env.get("LOCAL_RANK", "0")) == 0

@@ -36,3 +36,20 @@ def test_bench_batching_on_real_multi30k(data_root, capsys):
     assert out["pairs"] == 29000 and 0.5 < out["real_token_fraction"] <= 1.0
     assert main(["bench", "batching", "--data-root", str(data_root), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["batches"] == out["batches"]
+
+
+def test_bench_claims_completes_every_trial_once(tmp_path, capsys):
+    """Three workers claim a study of 12 trials on SQLite: each claimed and told once."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'claims.db'}"
+    argv = ["bench", "claims", "--storage", url, "--workers", "3", "--trials", "12", "--json"]
+    assert main(argv) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["trials"] == 12 and r["workers"] == 3 and r["claims_per_s"] > 0
+    assert 0 < r["lock_held"]["mean_ms"] <= r["lock_held"]["max_ms"]
+    study = optuna.load_study(study_name=r["study"], storage=url)
+    seeds = sorted(
+        t.params.get("seed", t.system_attrs["fixed_params"]["seed"]) for t in study.trials
+    )
+    assert seeds == list(range(12)) and {t.state.name for t in study.trials} == {"COMPLETE"}

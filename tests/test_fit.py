@@ -1,12 +1,10 @@
-"""End to end: the trial contract (`fit … --out DIR` → result.json), DDP, W&B offline,
-checkpoint averaging, evaluation and translation from a checkpoint."""
+"""End to end: the trial contract (`fit … --out DIR` → result.json), W&B offline, checkpoint
+averaging, evaluation and translation from a checkpoint (DDP: tests/test_cluster.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -266,47 +264,6 @@ def test_evaluation_encodes_with_the_checkpoints_tokenizer(
         with gzip.open(other / f"train.{lang}.gz", "wt") as fh:
             fh.writelines(lines)
     assert score(other.parent) == reference
-
-
-def test_ddp_two_cpu_processes_train_identical_weights(
-    tmp_path, tiny_ablation, small_data_root, session_cache
-):
-    """A real 2-process gloo DDP run (Lightning relaunches the script per rank)."""
-    out = tmp_path / "ddp"
-    env = {**os.environ, "LIT_TRANSFORMER_CACHE": str(session_cache), "WANDB_MODE": "disabled"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lit_transformer",
-            *fit_args(
-                tiny_ablation,
-                small_data_root,
-                out,
-                "--trainer.max_steps",
-                "8",
-                "--trainer.devices",
-                "2",
-                "--trainer.accelerator",
-                "cpu",
-                "--no-test",
-                "--decode.beam",
-                "1",
-            ),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads((out / "result.json").read_text())
-    checks = result["rank_param_checksums"]
-    assert len(checks) == 2 and checks[0] == checks[1]
-    assert result["steps"] == 8
-    assert result["dev_bleu"] is not None
-    assert "dev ppl" in proc.stdout  # printed once, by rank 0
-    assert proc.stdout.count("dev ppl") == 1
 
 
 @pytest.mark.slow

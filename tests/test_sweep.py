@@ -442,3 +442,98 @@ def test_default_workers_one_per_core_on_a_small_cpu_machine(monkeypatch):
     assert orchestrator.default_workers(protocol=EQUAL_TIME) == 1  # time budgets: one at a time
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert orchestrator.default_workers() == 1
+
+
+@pytest.mark.slow
+def test_eight_workers_on_postgres_claim_each_trial_once_under_load(
+    tmp_path, tiny_spec_dir, env, small_data_root, postgres_url
+):
+    """8 workers started together on one PostgreSQL study of 40 short trials; two are killed
+    (SIGKILL) while they hold a trial and two late workers join: every row x seed ends
+    COMPLETE exactly once. Prints the claims' lock wait and hold times (BENCHMARKS.md)."""
+    name = "load"
+    spec = write_spec(
+        tiny_spec_dir,
+        name,
+        "rows: [base, A-h1]\nseeds: [" + ", ".join(map(str, range(1, 21))) + "]\n"
+        "budget: {steps: 30}\nbeam: 1\ntest: false\n"
+        "overrides:\n  trainer: {checkpoint_every_n_steps: 10, val_check_interval: 1000}\n",
+    )
+    run_env = {
+        **os.environ, **env, "LIT_TRANSFORMER_DATA": str(small_data_root), "WANDB_MODE": "disabled",
+    }  # fmt: skip
+    cmd = [sys.executable, "-m", "lit_transformer", "sweep", str(spec), "--run-dir", str(tmp_path)]
+    cmd += ["--storage", postgres_url, "--workers", "1", "--threads", "1"]
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            cmd, cwd=REPO, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+
+    t0 = time.time()
+    workers = [start() for _ in range(8)]
+    by_pid = {w.pid: w for w in workers}
+    killed: list[subprocess.Popen] = []
+    deadline = time.time() + 600
+    while len(killed) < 2 and time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            study = load(postgres_url, name)
+        except KeyError:  # the study is not created yet
+            continue
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            pid = int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
+            if pid in by_pid and by_pid[pid] not in killed and len(killed) < 2:
+                by_pid[pid].kill()  # SIGKILL: no chance to tell the study anything
+                killed.append(by_pid[pid])
+    assert len(killed) == 2, "no two workers held a trial at once"
+    workers += [start() for _ in range(2)]  # late joiners, as a restarted host would be
+    for w in workers:
+        _, err = w.communicate(timeout=1800)
+        assert w in killed or w.returncode == 0, err[-3000:]
+    wall = time.time() - t0
+    study = load(postgres_url, name)
+    counts = grid_counts(study)
+    assert counts == Counter({(r, s): 1 for r in ("base", "A-h1") for s in range(1, 21)})
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 2 and all("fail_reason" not in t.user_attrs for t in failed)
+    claims = [t.user_attrs for t in study.trials if t.state == TrialState.COMPLETE]
+    waits = sorted(a["lock_wait_s"] for a in claims)
+    holds = sorted(a["claim_s"] for a in claims)
+    print(
+        f"\n{len(claims)} claims by 10 workers in {wall:.0f} s; lock wait mean "
+        f"{sum(waits) / len(waits) * 1e3:.1f} ms, max {waits[-1] * 1e3:.1f} ms; lock held mean "
+        f"{sum(holds) / len(holds) * 1e3:.1f} ms, max {holds[-1] * 1e3:.1f} ms "
+        f"(at most {len(holds) / sum(holds):.0f} claims/s for one study)"
+    )
+
+
+def test_each_worker_runs_its_trials_on_its_own_gpu(tmp_path, tiny_spec_dir, env, small_data_root):
+    """Two workers on a host that shows GPUs 3 and 5: worker i's trials see GPU i alone
+    (``CUDA_VISIBLE_DEVICES``), not both stacked on the first. Here the GPUs are only named
+    (this machine has none, so the trials train on the CPU), which is what the placement reads."""
+    spec = write_spec(
+        tiny_spec_dir, "gpus", "rows: [base, A-h1]\nseeds: [1, 2]\nbudget: {steps: 4}\nbeam: 1\n"
+    )
+    proc = sweep(
+        str(spec), "--workers", "2", "--threads", "1", "--run-dir", str(tmp_path),
+        env={**env, "LIT_TRANSFORMER_DATA": str(small_data_root), "CUDA_VISIBLE_DEVICES": "3,5"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study = load(f"sqlite:///{tmp_path / 'gpus.db'}", "gpus")
+    assert len(grid_counts(study)) == 4
+    gpus_of: dict[str, set] = {}
+    for t in study.trials:
+        gpus_of.setdefault(t.user_attrs["worker"], set()).add(t.user_attrs["cuda_visible_devices"])
+    assert sorted(gpus_of.values(), key=sorted) == [{"3"}, {"5"}]  # one GPU per worker
+    three = sweep(
+        str(spec), "--workers", "3", "--run-dir", str(tmp_path / "three"),
+        env={**env, "CUDA_VISIBLE_DEVICES": "3,5"},
+    )  # fmt: skip
+    assert three.returncode == 2
+    assert three.stderr.strip().splitlines() == [
+        "error: 3 workers x 1 device(s) per trial need 3 GPUs, this host has 2 (3,5): "
+        "use --workers 2"
+    ]

@@ -1,4 +1,4 @@
-"""``bench train|decode|choices|batching``: speed and efficiency on this machine."""
+"""``bench train|decode|choices|batching|claims``: speed and efficiency on this machine."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from lit_transformer.cli.parser import Parser, decode_precision_option
 from lit_transformer.config import DECODE, ConfigError
 
-SUMMARY = "benchmarks: train throughput, decoding, kernel choices, batching"
+SUMMARY = "benchmarks: train throughput, decoding, kernel choices, batching, sweep claims"
 
 
 def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
@@ -51,6 +51,11 @@ def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
     b.add_argument("--vocab-size", type=int, default=8000)
     b.add_argument("--max-tokens", type=int, default=2048)
     b.add_argument("--data-root")
+    b.add_argument("--json", action="store_true")
+    b = sub.add_parser("claims", help="trials claimed per second by N workers of one study")
+    b.add_argument("--storage", required=True, help="sqlite:///FILE or postgresql:// URL")
+    b.add_argument("--workers", type=int, default=8)
+    b.add_argument("--trials", type=int, default=400)
     b.add_argument("--json", action="store_true")
 
 
@@ -118,7 +123,27 @@ def _batching(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     )
 
 
-BENCHES = {"train": _train, "decode": _decode, "choices": _choices, "batching": _batching}
+def _claims(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from lit_transformer.bench.claims import bench_claims
+
+    r = bench_claims(args.storage, args.workers, args.trials)
+    w, h = r["lock_wait"], r["lock_held"]
+    return r, (
+        f"{r['hardware']}; {r['storage']}\n{r['trials']} claims by {r['workers']} workers in "
+        f"{r['wall_s']:.1f} s ({r['claims_per_s']:.1f}/s with start-up); lock held "
+        f"{h['mean_ms']:.1f} ms mean, {h['p95_ms']:.1f} p95 (at most "
+        f"{r['max_claims_per_s']:.0f} claims/s); wait {w['mean_ms']:.1f} ms mean, "
+        f"{w['p95_ms']:.1f} p95, {w['max_ms']:.1f} max"
+    )
+
+
+BENCHES = {
+    "train": _train,
+    "decode": _decode,
+    "choices": _choices,
+    "batching": _batching,
+    "claims": _claims,
+}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ RENAMED = {
     "--max-steps": "--trainer.max_steps",
     "--max-minutes": "--trainer.max_minutes",
     "--devices": "--trainer.devices",
+    "--num-nodes": "--trainer.num_nodes",
     "--precision": "--trainer.precision",
     "--wandb": "--trainer.wandb",
     "--data-root": "--data.data_root",

@@ -21,6 +21,7 @@ from lit_transformer.cli import (
     params,
     postgres,
     report,
+    slurm,
     sweep,
     translate,
     trial,
@@ -41,6 +42,7 @@ COMMANDS: dict[str, ModuleType] = {
     "report": report,
     "bench": bench,
     "postgres": postgres,
+    "slurm": slurm,
     "gpu-check": gpu_check,
 }
 

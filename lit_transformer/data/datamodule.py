@@ -231,7 +231,14 @@ class TranslationDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        loader = self._loader("train", shuffle=True)
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.fit_loop.restarting:
+            # Resumed from a checkpoint: the batches of its epoch already trained on (Lightning
+            # restores its loop counters before it asks for the loader).
+            done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            loader.batch_sampler.resume_at(done)
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("dev", shuffle=False)

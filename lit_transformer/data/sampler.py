@@ -133,8 +133,16 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             batches += [batches[i % len(batches)] for i in range(pad)]
         return batches
 
+    def resume_at(self, batches: int) -> None:
+        """Start the next iteration after this rank's first ``batches`` batches of the epoch,
+        once: a run resumed mid-epoch continues the epoch's order where its checkpoint left it
+        (rule *same steps, same batches*) instead of starting the epoch over. ``len`` stays the
+        epoch's, as Lightning counts the resumed epoch's batches from where it left off."""
+        self._resume_at = int(batches)
+
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self.epoch_batches()[self.rank :: self.num_replicas]
+        skip, self._resume_at = getattr(self, "_resume_at", 0), 0
+        yield from self.epoch_batches()[self.rank :: self.num_replicas][skip:]
 
     @property
     def padding_fraction(self) -> float:

@@ -10,6 +10,11 @@ interpreter would, minus the imports, and calls ``run_trial(DIR)``.
 DDP trials (``devices > 1``) start as the one minimal command ``python -m lit_transformer
 trial DIR``: Lightning's ``ddp`` re-launches ``sys.argv`` for every rank.
 ``LIT_TRANSFORMER_TRIAL_LAUNCH=subprocess`` turns the fork server off.
+
+A worker started by ``srun`` (a SLURM job array, README "Clusters") is one task; its trials
+are not. Lightning would read ``srun``'s task variables as the trial's world (one task) and
+refuse a multi-GPU trial, so a worker drops them before any trial starts: Lightning then
+starts a DDP trial's ranks itself, on the GPUs of the worker's allocation.
 """
 
 from __future__ import annotations
@@ -37,6 +42,23 @@ PRELOAD = [
     "wandb",
     "wandb.sdk.launch.inputs.internal",
 ]
+
+
+# What makes Lightning take a process for an srun task (SLURMEnvironment.detect and its checks).
+SRUN_TASK_VARIABLES = (
+    "SLURM_NTASKS",
+    "SLURM_NTASKS_PER_NODE",
+    "SLURM_NNODES",
+    "SLURM_PROCID",
+    "SLURM_LOCALID",
+    "SLURM_NODEID",
+)
+
+
+def leave_srun_task() -> None:
+    """Forget this process's srun task variables, for the trials it starts (see above)."""
+    for name in SRUN_TASK_VARIABLES:
+        os.environ.pop(name, None)
 
 
 def die_with_parent() -> None:
@@ -138,6 +160,7 @@ class TrialLauncher:
 
     def __init__(self) -> None:
         launch_mode()  # a bad setting fails before any trial is claimed
+        leave_srun_task()  # before the fork server starts: it and every trial inherit this
         self._ctx: multiprocessing.context.ForkServerContext | None = None
 
     def start(

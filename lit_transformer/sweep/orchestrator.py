@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -188,13 +189,18 @@ def usable_cores() -> int:
 
 
 def default_workers(devices: int = 1, protocol: str = EQUAL_STEPS) -> int:
-    """Workers for ``sweep`` without ``--workers``. For an equal-steps study on a small CPU
-    machine, one single-threaded trial per core: small models use two threads poorly, and
-    single-thread workers train more steps of the whole machine (BENCHMARKS.md, "Sweeps on
-    2 cores"). A time budget keeps one worker with every core, so that its trials' compute
-    does not depend on how many run at once; so do GPUs and larger machines (not measured)."""
+    """Workers for ``sweep`` without ``--workers``. On a GPU host one per ``devices`` GPUs,
+    each on its own (``sweep/gpus.py``). For an equal-steps study on a small CPU machine, one
+    single-threaded trial per core: small models use two threads poorly, and single-thread
+    workers train more steps of the whole machine (BENCHMARKS.md, "Sweeps on 2 cores"). A time
+    budget keeps one worker with every core, so that its trials' compute does not depend on
+    how many run at once; so do larger CPU machines (not measured)."""
     import torch
 
+    from lit_transformer.sweep.gpus import host_gpus
+
+    if torch.cuda.is_available():
+        return max(1, len(host_gpus()) // devices)
     cores = usable_cores()
     small_cpu = not torch.cuda.is_available() and devices == 1 and cores <= SMALL_MACHINE_CORES
     return cores if small_cpu and protocol == EQUAL_STEPS else 1
@@ -259,6 +265,41 @@ def pin_precision(study: optuna.Study, spec: SweepSpec) -> str:
     return pinned
 
 
+class Heartbeat:
+    """A claimed trial's heartbeat, from a thread, from the claim to the trial's end.
+
+    A heartbeat kept only between waits for the trial process would stop while the worker
+    does anything else: on a loaded machine, starting the fork server (importing torch,
+    Lightning and W&B) took longer than the grace period, and another worker failed the live
+    trial as stale (the 8-worker load test). The thread also notices when that happened all
+    the same (a stopped worker): ``lost``, and the worker gives the trial up to its retry."""
+
+    def __init__(self, storage: optuna.storages.RDBStorage, trial_id: int) -> None:
+        self.storage, self.trial_id = storage, trial_id
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_INTERVAL):
+            try:
+                if self.storage.get_trial(self.trial_id).state != TrialState.RUNNING:
+                    self.lost = True
+                    return
+                self.storage.record_heartbeat(self.trial_id)
+            except Exception as exc:  # noqa: BLE001 - a database hiccup: try again next beat
+                print(f"warning: heartbeat failed: {exc}", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> Heartbeat:
+        self.storage.record_heartbeat(self.trial_id)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class Worker:
     def __init__(
         self,
@@ -292,18 +333,41 @@ class Worker:
             self.precision = pin_precision(self.study, self.spec)
         done = 0
         while True:
-            optuna.storages.fail_stale_trials(self.study)
+            t0 = time.perf_counter()
             with study_lock(self.storage, self.name):
+                t1 = time.perf_counter()
+                # Under the lock: failing a stale trial and enqueueing its retry are two
+                # writes, and a worker that enqueues the grid between them would see the pair
+                # uncovered and enqueue it a second time (the 8-worker load test did).
+                optuna.storages.fail_stale_trials(self.study)
                 trial = claim(self.study, self.spec, self.has_checkpoint)
                 if trial is not None:
                     self.storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
+            # How long this worker waited for the lock, and held it (README, "Storage").
+            timing = {"lock_wait_s": t1 - t0, "claim_s": time.perf_counter() - t1}
             if trial is None:
                 running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                 if not running:
                     return done
                 time.sleep(POLL_S)  # another worker may die; its trial would come back
                 continue
-            self.run_trial(trial)
+            with Heartbeat(self.storage, trial._trial_id) as beat:  # noqa: SLF001
+                try:
+                    ended = self.run_trial(trial, {k: round(v, 4) for k, v in timing.items()}, beat)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    beat.lost = True
+            try:
+                if not beat.lost:
+                    self.finish(trial, *ended)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                beat.lost = True
+            if beat.lost:
+                print(
+                    f"warning: trial {trial.number} was marked FAIL while this worker ran it "
+                    "(its heartbeat was late): its retry runs it, this worker goes on",
+                    file=sys.stderr,
+                    flush=True,
+                )
             done += 1
 
     def directory(self, row: Any, seed: Any, number: int) -> Path:
@@ -331,7 +395,10 @@ class Worker:
         number = trial.number if original is None else original
         return self.directory(params["row"], params["seed"], number)
 
-    def run_trial(self, trial: optuna.Trial) -> None:
+    def run_trial(
+        self, trial: optuna.Trial, timing: dict[str, float] | None = None, beat=None
+    ) -> tuple[Path, int, float]:
+        """Freeze the trial, run its process to the end: (its directory, exit code, wall s)."""
         spec = self.spec
         params = trial_params(trial, spec)
         out = self.trial_dir(trial, params)
@@ -360,7 +427,12 @@ class Worker:
             "git_commit": git_commit(),
             "out_dir": str(out.resolve()),
             "host": socket.gethostname(),
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            **(timing or {}),
         }.items():
+            if value is None:
+                continue
             trial.set_user_attr(key, value)
         env = {STORAGE_ENV: self.url}
         if self.threads:
@@ -369,9 +441,12 @@ class Worker:
         proc = self.launcher.start(out, out / "trial.log", env, spec.devices)
         try:
             while proc.poll() is None:
-                self.storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
+                if beat is not None and beat.lost:  # another worker now owns the trial
+                    proc.kill()
+                    proc.wait()
+                    break
                 try:
-                    proc.wait(timeout=HEARTBEAT_INTERVAL)
+                    proc.wait(timeout=1.0)
                 except subprocess.TimeoutExpired:
                     pass
         except BaseException:
@@ -380,7 +455,7 @@ class Worker:
             proc.kill()
             proc.wait()
             raise
-        self.finish(trial, out, proc.returncode, time.time() - t0)
+        return out, proc.returncode, time.time() - t0
 
     def finish(self, trial: optuna.Trial, out: Path, code: int, wall: float) -> None:
         trial.set_user_attr("trial_wall_s", round(wall, 1))

@@ -59,6 +59,16 @@ def worker_command(o: SweepOptions, name: str, threads: int) -> list[str]:
     return cmd
 
 
+def placement(spec, workers: int) -> list[str | None]:
+    """Each worker's GPUs (``sweep/gpus.py``); none where the trials run on the CPU."""
+    from lit_transformer.sweep.gpus import host_gpus, worker_gpus
+    from lit_transformer.sweep.orchestrator import requested_precision
+
+    if requested_precision(spec)[1] == "cpu":
+        return [None] * workers
+    return worker_gpus(workers, spec.devices, host_gpus())
+
+
 def run_sweep(o: SweepOptions) -> int:
     """Run the study's trials until none is left, then print its rows × seeds table."""
     from lit_transformer.sweep.orchestrator import Worker, default_workers, record_provenance
@@ -89,6 +99,7 @@ def run_sweep(o: SweepOptions) -> int:
             raise ConfigError(f"{flag} must be a positive integer, got {value}")
     workers = o.workers or default_workers(spec.devices, spec.protocol)
     threads = o.threads or max(1, (os.cpu_count() or 1) // (workers * spec.devices))
+    gpus = placement(spec, workers) if workers > 1 else [None]  # before any study exists
     shown_url = redact(url)
     print(
         f"sweep {name}: {spec.kind}, storage {shown_url}, {workers} worker(s) × {threads} "
@@ -105,7 +116,10 @@ def run_sweep(o: SweepOptions) -> int:
             record_provenance(study, spec, command)
         env = {**os.environ, STORAGE_ENV: url}
         cmd = worker_command(o, name, threads)
-        procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
+        procs = [
+            subprocess.Popen(cmd, env=env if g is None else {**env, "CUDA_VISIBLE_DEVICES": g})
+            for g in gpus
+        ]
         codes = [p.wait() for p in procs]
         if any(codes):
             print(f"error: worker exit codes {codes}", file=sys.stderr)

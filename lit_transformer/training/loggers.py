@@ -2,12 +2,17 @@
 *rank-zero logging*, ARCHITECTURE.md).
 
 W&B logs from rank 0 only (Lightning's loggers do that), group = study, name = row/seed.
+
+A resumed run keeps the curve it had: Lightning's CSV logger deletes ``metrics.csv`` when it
+starts, so the rows logged before the checkpoint's step are set aside first
+(``metrics.earlier.csv``) and joined back in front of the new ones after ``fit``.
 With no API key an ``online`` request falls back to offline with one warning; offline never
 touches the network, so a run never hangs on it.
 """
 
 from __future__ import annotations
 
+import csv
 import netrc
 import os
 import warnings
@@ -40,6 +45,47 @@ def resolve_wandb_mode(requested: str) -> str:
         )
         mode = "offline"
     return mode
+
+
+EARLIER = "metrics.earlier.csv"
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write_rows(rows: list[dict[str, str]], path: Path) -> None:
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=sorted(fields), restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def set_aside_metrics(csv_dir: Path, before_step: int) -> None:
+    """Before a run resumed from step ``before_step`` starts logging: keep every row logged
+    before that step (by the runs before it, joined or not) in ``metrics.earlier.csv``."""
+    current = csv_dir / "metrics.csv"
+    rows = _rows(csv_dir / EARLIER) + _rows(current)
+    kept = [r for r in rows if r.get("step", "") != "" and int(r["step"]) < before_step]
+    if rows:
+        _write_rows(kept, csv_dir / EARLIER)
+    current.unlink(missing_ok=True)
+
+
+def join_metrics(csv_dir: Path) -> None:
+    """After ``fit``: ``metrics.csv`` = the rows set aside, then this run's."""
+    earlier = csv_dir / EARLIER
+    if earlier.is_file():
+        _write_rows(_rows(earlier) + _rows(csv_dir / "metrics.csv"), csv_dir / "metrics.csv")
+        earlier.unlink()
 
 
 def build_loggers(

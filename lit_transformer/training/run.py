@@ -26,10 +26,10 @@ from lit_transformer.precision import resolve as resolve_precision
 from lit_transformer.provenance import git_commit, is_rank_zero, write_json_atomic
 from lit_transformer.training.average import average_checkpoints, find_checkpoints, save_atomic
 from lit_transformer.training.budget import TrainingTimeBudget
-from lit_transformer.training.loggers import build_loggers
+from lit_transformer.training.loggers import build_loggers, join_metrics, set_aside_metrics
 from lit_transformer.training.module import EvalPlan, LitTransformer
 from lit_transformer.training.progress import ProgressLine
-from lit_transformer.training.resume import resumable_checkpoint
+from lit_transformer.training.resume import checkpoint_step, resumable_checkpoint
 
 
 @dataclass
@@ -120,11 +120,12 @@ def build_trainer(spec: RunSpec, loggers: list | bool, callbacks: list) -> L.Tra
         ]
     accelerator = tr.accelerator
     strategy = tr.strategy
-    if tr.devices > 1 and strategy == "auto":
+    if tr.devices * tr.num_nodes > 1 and strategy == "auto":
         strategy = "ddp"
     return L.Trainer(
         accelerator=accelerator,
         devices=tr.devices,
+        num_nodes=tr.num_nodes,
         strategy=strategy,
         precision=resolve_precision(tr.precision, tr.accelerator)[0],  # as is, unless auto
         max_steps=tr.max_steps,
@@ -183,8 +184,9 @@ def checkpointing(tr: Any, ckpt_dir: Path) -> ModelCheckpoint:
 
 
 def resume_point(ckpt_dir: Path) -> str | None:
-    """The newest checkpoint that loads, saying on rank 0 which ones it skipped."""
-    found, skipped = resumable_checkpoint(ckpt_dir)
+    """The newest checkpoint that loads (``checkpoints/``, or a SLURM requeue's ``hpc_ckpt_N``
+    beside it), saying on rank 0 which ones it skipped."""
+    found, skipped = resumable_checkpoint(ckpt_dir, sorted(ckpt_dir.parent.glob("hpc_ckpt_*.ckpt")))
     if skipped and is_rank_zero():
         for line in skipped:
             print(f"warning: {line}", file=sys.stderr, flush=True)
@@ -263,6 +265,9 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
     torch.set_float32_matmul_precision("high")
     # The token-budget sampler does the batching work; DataLoader workers would not help.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # The train loader resumes mid-epoch where the checkpoint left it (sampler.resume_at),
+    # though it is not Lightning's "stateful" kind.
+    warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
     resolve_run_precision(cfg)
 
     dm = build_datamodule(cfg, spec.seed)
@@ -283,6 +288,9 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
     }
     run_name = f"{spec.row}/seed{spec.seed}" if spec.row else f"seed{spec.seed}"
     tr = cfg.trainer
+    resumed_from = resume_point(ckpt_dir) if spec.resume else None
+    if resumed_from and is_rank_zero():  # before the CSV logger deletes metrics.csv
+        set_aside_metrics(out / "csv", checkpoint_step(Path(resumed_from)))
     loggers = build_loggers(
         out,
         tr.wandb,
@@ -293,10 +301,11 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
         job_type=spec.job_type,
     )
     trainer = build_trainer(spec, loggers, [checkpointing(tr, ckpt_dir), *spec.callbacks])
-    resumed_from = resume_point(ckpt_dir) if spec.resume else None
 
     t_fit = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=resumed_from)
+    if trainer.is_global_zero:
+        join_metrics(out / "csv")
     t_eval = time.time()
     result: dict[str, Any] = {
         **meta,

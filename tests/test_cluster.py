@@ -7,15 +7,18 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from lit_transformer.cli.main import main
+from lit_transformer.training.resume import checkpoint_step
 
 STEPS = 8
 # The srun / torchrun environment this test's parent may itself have (a CI job under SLURM).
@@ -211,3 +214,60 @@ def test_written_scripts_hold_no_password_and_bad_numbers_are_one_line(
         else:
             assert named in err, err
     assert not (tmp_path / "x").exists()  # nothing half-written
+
+
+def test_a_signalled_slurm_job_checkpoints_requeues_and_resumes(
+    tmp_path, tiny_ablation, small_data_root, session_cache
+):
+    """SIGUSR1 (``--signal=SIGUSR1@90``, before the time limit) to a task of a SLURM trial:
+    Lightning writes ``hpc_ckpt_1.ckpt`` and calls ``scontrol requeue JOB``; SLURM then ends
+    the job; the requeued job, the same command again, resumes from that checkpoint."""
+    out, calls = tmp_path / "run", tmp_path / "scontrol.calls"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"  # SLURM's, as far as this test needs it: record the call
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    scontrol.chmod(0o755)
+    slurm = {
+        "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "lit-base", "SLURM_NTASKS": "1",
+        "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "1", "SLURM_NODELIST": "127.0.0.1",
+        "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0",
+        "MASTER_PORT": str(free_port()), "PATH": f"{bin_dir}:{os.environ['PATH']}",
+    }  # fmt: skip
+    env = clean_env(session_cache, **slurm)
+    cmd = [
+        sys.executable,
+        "-m",
+        "lit_transformer",
+        "fit",
+        *tiny_fit(tiny_ablation, small_data_root),
+    ]
+    cmd += [
+        "--trainer.accelerator",
+        "cpu",
+        "--out",
+        str(out),
+        "--trainer.val_check_interval",
+        "5000",
+    ]
+    first = subprocess.Popen([*cmd, "--trainer.max_steps", "100000"], env=env)
+    try:
+        deadline = time.time() + 300
+        while not (out / "csv" / "metrics.csv").is_file() and time.time() < deadline:
+            time.sleep(0.5)  # training has started (it logs every few steps)
+        first.send_signal(signal.SIGUSR1)
+        while not calls.is_file() and time.time() < deadline:
+            time.sleep(0.5)
+        assert calls.read_text().split() == ["requeue", "4242"]
+        assert (out / "hpc_ckpt_1.ckpt").is_file()
+    finally:
+        first.kill()  # SLURM ends the job once it is requeued
+        first.wait()
+    steps = checkpoint_step(out / "hpc_ckpt_1.ckpt") + 10
+    again = subprocess.run(
+        [*cmd, "--trainer.max_steps", str(steps)], env=env, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    result = json.loads((out / "result.json").read_text())
+    assert result["resumed_from"].endswith("hpc_ckpt_1.ckpt") and result["steps"] == steps

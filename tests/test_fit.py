@@ -98,6 +98,31 @@ def test_metrics_logged_to_csv_and_wandb_offline(trained):
     assert len(runs) == 1 and runs[0].stat().st_size > 0
 
 
+def test_the_offline_wandb_run_reads_back_flat_and_final(trained):
+    """The run's transaction log (what `wandb sync` uploads): flat keys to group by, one
+    section per concern, the row's group as a tag, and a summary of best and final values
+    equal to result.json (not the last values logged)."""
+    import pandas as pd
+
+    from lit_transformer.training.wandb_file import read_run
+
+    (path,) = (trained / "wandb").glob("offline-run-*/run-*.wandb")
+    run = read_run(path)
+    result = json.loads((trained / "result.json").read_text())
+    assert run.run_id == (trained / "wandb" / "run_id").read_text().strip()
+    assert run.tags == ["base"] and run.job_type == "train" and run.exit_code == 0
+    for key in ("row", "seed", "precision", "params", "git_commit", "data_hash", "group"):
+        assert run.config[key] == result[key] if key in result else run.config[key], key
+    assert run.config["group"] == "base" and run.config["params"] == result["params"]
+    assert run.config["model"] == result["config"]["model"]  # shown as model.heads, …
+    assert "config" not in run.config and "pad_id" not in run.config
+    for key in ("dev_ppl", "dev_bleu", "test_bleu", "steps"):
+        assert run.summary[f"final/{key}"] == pytest.approx(result[key]), key
+    metrics = pd.read_csv(trained / "csv" / "metrics.csv")
+    assert run.summary["val/ppl"] == {"min": pytest.approx(metrics["val/ppl"].min())}
+    assert run.summary["val/bleu"] == {"max": pytest.approx(metrics["val/bleu"].max())}
+
+
 def test_final_evaluation_keeps_the_dev_loss_of_a_validation_at_the_last_step(
     trained, small_data_root
 ):

@@ -120,7 +120,7 @@ class TranslationDataModule(L.LightningDataModule):
         max_eval_sentences: int | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # the run's config holds the data section
         self.corpus = get_corpus(corpus)
         self.tokenizer: Tokenizer | None = None
         self.dev_srcs: list[str] = []

@@ -418,6 +418,7 @@ class Worker:
                 test=spec.test,
                 prune=spec.kind == "hpo",
                 pruner=spec.pruner,
+                protocol=spec.protocol,
             ),
         )
         for key, value in {

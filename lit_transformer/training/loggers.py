@@ -21,6 +21,8 @@ from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, Logger
 
+from lit_transformer.provenance import is_rank_zero
+
 
 def wandb_api_key_available() -> bool:
     if os.environ.get("WANDB_API_KEY"):
@@ -88,6 +90,28 @@ def join_metrics(csv_dir: Path) -> None:
         earlier.unlink()
 
 
+def run_config(config: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """A W&B run's config: the keys a runs table groups and filters by at the top (``row``,
+    ``seed``, ``study``, ``group``, ``protocol``, ``precision``, ``params``, hashes), then one
+    nested section per concern (``model``, ``optim``, ``data``, ``trainer``, ``decode``), which
+    W&B shows as ``model.heads`` and so on."""
+    return {**{k: v for k, v in meta.items() if v is not None}, **config}
+
+
+def wandb_run_id(out_dir: Path) -> str:
+    """The trial's one W&B run id, kept in ``DIR/wandb/run_id``: a resumed trial logs to the
+    same run (``resume="allow"``), which ``wandb sync`` joins into one."""
+    path = out_dir / "wandb" / "run_id"
+    if path.is_file():
+        return path.read_text().strip()
+    import secrets
+
+    run_id = secrets.token_hex(4)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(run_id + "\n")
+    return run_id
+
+
 def build_loggers(
     out_dir: Path,
     mode: str,
@@ -96,6 +120,7 @@ def build_loggers(
     group: str | None,
     config: dict[str, Any],
     job_type: str = "train",
+    tags: list[str] | None = None,
 ) -> list[Logger]:
     loggers: list[Logger] = [CSVLogger(save_dir=str(out_dir), name="csv", version="")]
     mode = resolve_wandb_mode(mode)
@@ -108,9 +133,46 @@ def build_loggers(
                 name=name,
                 group=group,
                 job_type=job_type,
+                tags=tags or None,
                 save_dir=str(out_dir),
                 offline=mode == "offline",
                 config=config,
+                id=wandb_run_id(out_dir) if is_rank_zero() else None,
+                resume="allow",
             )
         )
     return loggers
+
+
+def wandb_loggers(loggers: list[Logger]) -> list[Any]:
+    from lightning.pytorch.loggers import WandbLogger
+
+    return [lg for lg in loggers if isinstance(lg, WandbLogger)]
+
+
+def define_metrics(loggers: list[Logger]) -> None:
+    """The summary keeps the best dev PPL (min) and BLEU (max), not the last values logged;
+    every curve has the optimizer step as its x-axis (Lightning's ``trainer/global_step``)."""
+    for lg in wandb_loggers(loggers):
+        run = lg.experiment
+        run.define_metric("trainer/global_step")
+        run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+        run.define_metric("val/ppl", summary="min")
+        run.define_metric("val/loss", summary="min")
+        run.define_metric("val/bleu", summary="max")
+
+
+FINAL_KEYS = ("dev_ppl", "dev_bleu", "dev_loss", "test_bleu", "test_ppl", "steps", "params")
+
+
+def finish_wandb(loggers: list[Logger], result: dict[str, Any]) -> None:
+    """The run's final figures (``final/dev_bleu`` … with the decoding that made them) into
+    its summary, then close the run, so that the next run in this process starts clean."""
+    import wandb
+
+    for lg in wandb_loggers(loggers):
+        final = {f"final/{k}": result[k] for k in FINAL_KEYS if result.get(k) is not None}
+        final["final/beam"], final["final/alpha"] = result.get("beam"), result.get("alpha")
+        lg.experiment.summary.update(final)
+    if wandb.run is not None:
+        wandb.finish()

@@ -82,7 +82,8 @@ def build_adam(
 class LitTransformer(L.LightningModule):
     def __init__(self, config: dict[str, Any], pad_id: int = 0, bos_id: int = 2, eos_id: int = 3):
         super().__init__()
-        self.save_hyperparameters()
+        # Not to the loggers: the W&B run's config is built once, flat (training/loggers.py).
+        self.save_hyperparameters(logger=False)
         self.cfg = RunConfig.from_dict(config)
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
         self.model = Transformer(self.cfg.model, pad_id=pad_id)

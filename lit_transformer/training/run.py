@@ -26,7 +26,14 @@ from lit_transformer.precision import resolve as resolve_precision
 from lit_transformer.provenance import git_commit, is_rank_zero, write_json_atomic
 from lit_transformer.training.average import average_checkpoints, find_checkpoints, save_atomic
 from lit_transformer.training.budget import TrainingTimeBudget
-from lit_transformer.training.loggers import build_loggers, join_metrics, set_aside_metrics
+from lit_transformer.training.loggers import (
+    build_loggers,
+    define_metrics,
+    finish_wandb,
+    join_metrics,
+    run_config,
+    set_aside_metrics,
+)
 from lit_transformer.training.module import EvalPlan, LitTransformer
 from lit_transformer.training.progress import ProgressLine
 from lit_transformer.training.resume import checkpoint_step, resumable_checkpoint
@@ -47,6 +54,7 @@ class RunSpec:
     resume: bool = True  # continue from DIR/checkpoints' newest readable checkpoint, if any
     callbacks: tuple = ()  # extra Lightning callbacks (e.g. a sweep's pruning reporter)
     job_type: str = "train"
+    protocol: str | None = None  # a sweep trial's: "equal steps" or "equal training time"
 
 
 def param_checksum(module: torch.nn.Module) -> str:
@@ -291,15 +299,26 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
     resumed_from = resume_point(ckpt_dir) if spec.resume else None
     if resumed_from and is_rank_zero():  # before the CSV logger deletes metrics.csv
         set_aside_metrics(out / "csv", checkpoint_step(Path(resumed_from)))
+    table_group = row_group(spec)
+    wandb_meta = {
+        **meta,
+        "study": spec.group or tr.wandb_group,
+        "group": table_group,
+        "protocol": spec.protocol,
+        "params": module.num_parameters,
+    }
     loggers = build_loggers(
         out,
         tr.wandb,
         tr.wandb_project,
         run_name,
         spec.group or tr.wandb_group,
-        {**cfg.to_dict(), **meta},
+        run_config(cfg.to_dict(), wandb_meta),
         job_type=spec.job_type,
+        tags=[table_group] if table_group else None,
     )
+    if is_rank_zero():
+        define_metrics(loggers)
     trainer = build_trainer(spec, loggers, [checkpointing(tr, ckpt_dir), *spec.callbacks])
 
     t_fit = time.time()
@@ -333,4 +352,14 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         write_json_atomic(result, out / "result.json")
+        finish_wandb(loggers, result)
     return result
+
+
+def row_group(spec: RunSpec) -> str | None:
+    """The row's Table 3 group (A–E, base, big) from its ablation file, for W&B's tags."""
+    if not (spec.ablation and spec.row):
+        return None
+    from lit_transformer.ablation import load_ablation
+
+    return load_ablation(spec.ablation).row(spec.row).group or None

@@ -40,6 +40,7 @@ class TrialSpec:
     test: bool = False  # also score the test set
     prune: bool = False  # report dev loss to the study's pruner at each validation
     pruner: dict[str, Any] = field(default_factory=dict)
+    protocol: str | None = None  # what the study's budget holds equal (its W&B runs say it)
 
 
 def write_trial(trial_dir: Path, spec: TrialSpec) -> None:
@@ -97,6 +98,7 @@ def run_trial(trial_dir: str | Path) -> int:
         test=spec.test,
         callbacks=(StoragePruningCallback(spec),) if spec.prune else (),
         job_type="trial",
+        protocol=spec.protocol,
     )
     code, result = fit_or_fail(run)
     if result is not None and is_rank_zero():

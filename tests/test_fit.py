@@ -315,3 +315,38 @@ def test_compiled_training_matches_eager_and_keeps_checkpoint_names(
     assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-3, abs=1e-3)
     module = load_module(tmp_path / "compiled" / "model.ckpt")
     assert not hasattr(module.model, "_orig_mod")
+
+
+def test_compare_lists_runs_from_their_directories(trained, tmp_path, capsys):
+    result = json.loads((trained / "result.json").read_text())
+    assert main(["compare", str(trained.parent), "--json"]) == 0  # a folder above the run
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["row"] == "base" and row["seed"] == 3 and row["dir"] == str(trained)
+    assert row["dev_ppl"] == result["dev_ppl"] and row["steps"] == result["steps"]
+    assert main(["compare", str(trained)]) == 0
+    header, line = capsys.readouterr().out.splitlines()
+    assert header.split()[:4] == ["row", "seed", "params", "steps"]
+    assert line.split()[:4] == ["base", "3", f"{result['params']:,}", str(result["steps"])]
+    assert main(["compare", str(tmp_path)]) == 2  # no finished run there: one line
+    assert capsys.readouterr().err.startswith("error: no result.json under")
+
+
+def test_sync_without_a_key_or_a_network_loses_nothing(trained, tmp_path, capsys, monkeypatch):
+    """No key: one line, nothing touched. A key but no network (a closed port): one line
+    after the timeout, and the run is still there to upload later (never a hang)."""
+    import shutil
+
+    study = tmp_path / "runs" / "st"
+    shutil.copytree(trained / "wandb", study / "base" / "seed3" / "wandb")
+    argv = ["sync", "st", "--run-dir", str(tmp_path / "runs"), "--timeout", "20"]
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no W&B API key" in err and "1 offline runs" in err
+    monkeypatch.setenv("WANDB_API_KEY", "a" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nothing is lost, 1 of 1 runs stay offline" in err
+    assert list(study.rglob("run-*.wandb")) and not list(study.rglob("*.wandb.synced"))

@@ -15,6 +15,8 @@ from types import ModuleType
 from lit_transformer.cli import (
     average,
     bench,
+    compare,
+    dashboard,
     evaluate,
     fit,
     gpu_check,
@@ -23,6 +25,7 @@ from lit_transformer.cli import (
     report,
     slurm,
     sweep,
+    sync,
     translate,
     trial,
 )
@@ -39,7 +42,10 @@ COMMANDS: dict[str, ModuleType] = {
     "average": average,
     "sweep": sweep,
     "trial": trial,
+    "sync": sync,
     "report": report,
+    "compare": compare,
+    "dashboard": dashboard,
     "bench": bench,
     "postgres": postgres,
     "slurm": slurm,

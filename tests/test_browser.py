@@ -19,7 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "reports" / "table3-cpu-steps" / "study.db"
-REPORT = REPO / "reports" / "table3-cpu" / "index.html"
+REPORT = REPO / "reports" / "table3-cpu-steps" / "index.html"
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +96,43 @@ def test_the_dashboard_shows_the_studys_trials(chromium, dashboard):
     assert f"steps {first.user_attrs['steps']}" in text and "status complete" in text
 
 
-def test_the_committed_report_page_shows_its_table(chromium):
-    text = page_text(chromium, REPORT.resolve().as_uri(), "report.png")
-    assert text.strip().startswith("Table 3 replica")
-    assert "20 of 20 rows complete" in text
-    for row in ("base", "A-h1", "C-N8", "E-learned-pos", "big"):
-        assert f" {row} " in text, row
+def _visible_rows(dom: str) -> list[list[str]]:
+    """The results table's rows a reader sees (not filtered out), as cell texts."""
+    table = dom.split('<table class="results">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr( hidden=\"\")?>(.*?)</tr>", table.split("<tbody>", 1)[1], flags=re.S)
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", r)
+        ]
+        for hidden, r in rows
+        if not hidden
+    ]
+
+
+def test_the_committed_report_page_reads_like_a_results_section(chromium):
+    """The committed report of the equal-steps study: its facts, verdict cells coloured, and a
+    link's #filter=A-&sort=dev%20PPL shows group A's rows only, by dev PPL."""
+    url = REPORT.resolve().as_uri()
+    text = page_text(chromium, url, "index.png")
+    assert text.strip().startswith("Table 3 replica: equal steps")
+    for fact in ("study table3-cpu-steps", "protocol equal steps", "precision 32", "hardware"):
+        assert fact in text, fact
     assert "sacreBLEU nrefs:1|case:mixed" in text
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000"]
+    dom = subprocess.run(
+        [*base, "--dump-dom", url + "#filter=A-&sort=dev%20PPL"],
+        capture_output=True, text=True, timeout=120,
+    ).stdout  # fmt: skip
+    assert 'class="v-inconclusive"' in dom or 'class="v-agrees"' in dom  # verdicts coloured
+    rows = _visible_rows(dom)
+    assert rows and all(r[0].startswith("A-") for r in rows)  # the filter
+    assert len(rows) < len(_visible_rows(subprocess.run(
+        [*base, "--dump-dom", url], capture_output=True, text=True, timeout=120
+    ).stdout))  # fmt: skip
+    header = re.findall(r"<th[^>]*>(.*?)</th>", dom.split('<table class="results">', 1)[1])
+    ppl = [float(r[header.index("dev PPL")].split()[0]) for r in rows]
+    assert ppl == sorted(ppl)  # the sort
 
 
 def test_dashboard_refuses_a_missing_study_file_in_one_line(tmp_path):

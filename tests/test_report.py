@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,18 @@ def test_report_has_every_row_format_and_the_papers_figures(study, tmp_path, cap
     assert "\\toprule" in tex and "\\bottomrule" in tex  # booktabs
     html = (out / "index.html").read_text()
     assert html.count("data:image/png;base64,") == 4  # self-contained: 3 plots, group A curves
+    # A results section: the facts as a block, a sortable and filterable table, verdicts coloured.
+    assert '<dl class="facts"><dt>study</dt><dd>rep</dd>' in html
+    assert '<table class="results">' in html and 'id="filter"' in html and "<script>" in html
+    import pandas as pd
+
+    from lit_transformer.report.render import results_table_html
+
+    four = ["agrees", "contradicts", "inconclusive", "paper: no change"]
+    page = results_table_html(pd.DataFrame({"row": list("abcd"), "verdict PPL": four}))
+    found = re.findall(r'<td class="v-([a-z-]+)">([^<]*)</td>', page)
+    classes = ["agrees", "contradicts", "inconclusive", "no-change"]
+    assert found == list(zip(classes, four, strict=True))
     # Noise-aware verdicts, the rank correlation and the equal-steps curves per group.
     assert "verdict PPL" in md and "Δ BLEU [95% CI]" in md and "How to read the verdicts" in md
     assert "## Rank correlation with the paper" in md and "## What holds per group" in md

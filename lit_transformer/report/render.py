@@ -498,14 +498,15 @@ def write_all(
     written.append(out / "table3.tex")
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
-        "font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}"
-        f"</style></head><body><h1>{html.escape(title)}</h1><ul>"
-        + "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+        f"<style>{PAGE_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+        + _facts_html(meta)
+        + "<ul>"
+        + "".join(f"<li>{html.escape(line)}</li>" for line in lines[: len(lines) - len(meta)])
         + "</ul><h2>What holds per group</h2><ul>"
         + "".join(f"<li>{html.escape(line)}</li>" for line in holds)
-        + f"</ul><p>{html.escape(VERDICT_RULE)} (Spearman: {html.escape(scipy_note)}).</p>"
-        + shown.to_html(index=False, escape=True)
+        + f"</ul><h2>Rows</h2><p>{html.escape(VERDICT_RULE)} (Spearman: {html.escape(scipy_note)})."
+        + "</p>"
+        + results_table_html(shown)
         + "<h2>Rank correlation with the paper</h2>"
         + corr.to_html(index=False, escape=True)
         + _figures(pngs)
@@ -518,11 +519,86 @@ def write_all(
             else "<p>No learning curves: no trial's csv/metrics.csv was found.</p>"
         )
         + (_notes_html(notes) if notes else "")
-        + "</body></html>"
+        + f"<script>{PAGE_JS}</script></body></html>"
     )
     (out / "index.html").write_text(page, encoding="utf-8")
     written.append(out / "index.html")
     return written
+
+
+PAGE_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:2em;max-width:1600px;color:#222}"
+    "h1{margin-bottom:.3em}dl.facts{display:grid;grid-template-columns:max-content auto;"
+    "gap:.2em 1em;background:#f5f7fa;border:1px solid #dde3ea;padding:.8em 1em;font-size:14px}"
+    "dl.facts dt{font-weight:600;color:#456}dl.facts dd{margin:0;word-break:break-word}"
+    "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px}"
+    "th{background:#eef1f5;position:sticky;top:0}table.results th{cursor:pointer}"
+    "table.results th[aria-sort=ascending]::after{content:' \\25B2'}"
+    "table.results th[aria-sort=descending]::after{content:' \\25BC'}"
+    "td.v-agrees{background:#d4edda}td.v-contradicts{background:#f8d7da}"
+    "td.v-inconclusive{background:#fff3cd}td.v-no-change{background:#e2e3e5}"
+    "#filter{margin:.5em 0;padding:4px 8px;width:22em}img{max-width:100%}"
+    "figure{margin:1em 0}"
+)
+
+# Sort on a header's click (numbers by value, the rest as text), filter rows by any text; a
+# link's fragment sets both (#filter=A-&sort=dev%20PPL), so a view can be shared.
+PAGE_JS = """
+const t=document.querySelector('table.results'),f=document.getElementById('filter');
+const num=s=>{const m=s.replace(/,/g,'').match(/^[+-]?\\d+(\\.\\d+)?/);
+ return m?parseFloat(m[0]):null};
+function filter(){const q=f.value.toLowerCase();for(const r of t.tBodies[0].rows)
+ r.hidden=q&&!r.textContent.toLowerCase().includes(q);}
+function sort(th,dir){const i=[...th.parentNode.children].indexOf(th),b=t.tBodies[0];
+ const rows=[...b.rows],k=r=>r.cells[i].textContent.trim();
+ rows.sort((x,y)=>{const a=num(k(x)),c=num(k(y));
+  const v=(a!==null&&c!==null)?a-c:k(x).localeCompare(k(y));return dir==='ascending'?v:-v;});
+ for(const h of th.parentNode.children)h.removeAttribute('aria-sort');
+ th.setAttribute('aria-sort',dir);rows.forEach(r=>b.appendChild(r));}
+for(const th of t.tHead.rows[0].cells)th.onclick=()=>sort(th,
+ th.getAttribute('aria-sort')==='ascending'?'descending':'ascending');
+f.oninput=filter;
+const h=new URLSearchParams(location.hash.slice(1));
+if(h.get('filter')){f.value=h.get('filter');filter();}
+if(h.get('sort')){const th=[...t.tHead.rows[0].cells].find(c=>c.textContent===h.get('sort'));
+ if(th)sort(th,h.get('dir')||'ascending');}
+"""
+
+
+def _verdict_class(text: str) -> str:
+    return {
+        AGREES: "v-agrees",
+        CONTRADICTS: "v-contradicts",
+        INCONCLUSIVE: "v-inconclusive",
+        NO_CHANGE: "v-no-change",
+    }.get(text, "")
+
+
+def results_table_html(shown: pd.DataFrame) -> str:
+    """The rows as a sortable, filterable table, each verdict cell coloured by its verdict."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    body = []
+    for _, row in shown.iterrows():
+        cells = []
+        for col, value in row.items():
+            text = "" if value is None else str(value)
+            cls = _verdict_class(text) if str(col).startswith("verdict") else ""
+            attr = f' class="{cls}"' if cls else ""
+            cells.append(f"<td{attr}>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        '<input id="filter" type="search" placeholder="filter rows (e.g. A-, agrees, big)">'
+        f'<table class="results"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
+        "</tbody></table>"
+    )
+
+
+def _facts_html(meta: dict[str, str]) -> str:
+    """What made the numbers (protocol, scale, budget, seeds, hardware, precision, commands)."""
+    items = "".join(
+        f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in meta.items()
+    )
+    return f'<dl class="facts">{items}</dl>'
 
 
 def _figures(pngs: list[Path]) -> str:

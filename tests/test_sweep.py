@@ -537,3 +537,34 @@ def test_each_worker_runs_its_trials_on_its_own_gpu(tmp_path, tiny_spec_dir, env
         "error: 3 workers x 1 device(s) per trial need 3 GPUs, this host has 2 (3,5): "
         "use --workers 2"
     ]
+
+
+def test_a_trials_wandb_run_lines_up_by_row_seed_and_study(
+    tmp_path, tiny_spec_dir, env, small_data_root
+):
+    """A sweep trial's offline W&B run, read back from its .wandb file: group = study, job type
+    trial, the row's group as a tag, flat keys a runs table groups by, and the summary's final
+    figures equal to the trial's result.json."""
+    from lit_transformer.training.wandb_file import read_run
+
+    spec = write_spec(
+        tiny_spec_dir, "wb", "rows: [A-h1]\nseeds: [2]\nbudget: {steps: 6}\nbeam: 1\n"
+    )
+    proc = sweep(
+        str(spec), "--run-dir", str(tmp_path), "--wandb", "offline",
+        env={**env, "LIT_TRANSFORMER_DATA": str(small_data_root), "WANDB_MODE": "offline"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trial = tmp_path / "wb" / "A-h1" / "seed2"
+    result = json.loads((trial / "result.json").read_text())
+    (path,) = (trial / "wandb").glob("offline-run-*/run-*.wandb")
+    run = read_run(path)
+    assert (run.group, run.job_type, run.tags) == ("wb", "trial", ["A"])
+    flat = {"row": "A-h1", "seed": 2, "study": "wb", "group": "A", "protocol": "equal steps"}
+    assert {k: run.config[k] for k in flat} == flat
+    assert (
+        run.config["precision"] == result["precision"] and run.config["params"] == result["params"]
+    )
+    assert run.config["model"]["heads"] == result["config"]["model"]["heads"] == 1
+    for key in ("dev_ppl", "dev_bleu", "steps"):
+        assert run.summary[f"final/{key}"] == pytest.approx(result[key]), key

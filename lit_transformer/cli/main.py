@@ -2,8 +2,7 @@
 
 Each module under ``cli/`` has its arguments beside its handler: ``SUMMARY`` (one line of
 help, or one per command it serves), ``add_arguments(parser, command)`` and ``run(args) ->
-int``. User errors end as one
-``error: …`` line and exit status 2 (``lit_transformer/errors.py``).
+int``. User errors end as one ``error: …`` line and exit status 2 (``errors.py``).
 """
 
 from __future__ import annotations

@@ -225,8 +225,10 @@ def test_a_signalled_slurm_job_checkpoints_requeues_and_resumes(
     out, calls = tmp_path / "run", tmp_path / "scontrol.calls"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    scontrol = bin_dir / "scontrol"  # SLURM's, as far as this test needs it: record the call
-    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    # SLURM's scontrol, as far as this test needs it: record the call, then end the job as a
+    # requeue does (its caller, Lightning's rank 0, is the job's task here).
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nkill -9 $PPID\n')
     scontrol.chmod(0o755)
     slurm = {
         "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "lit-base", "SLURM_NTASKS": "1",
@@ -256,12 +258,11 @@ def test_a_signalled_slurm_job_checkpoints_requeues_and_resumes(
         while not (out / "csv" / "metrics.csv").is_file() and time.time() < deadline:
             time.sleep(0.5)  # training has started (it logs every few steps)
         first.send_signal(signal.SIGUSR1)
-        while not calls.is_file() and time.time() < deadline:
-            time.sleep(0.5)
+        first.wait(timeout=300)  # ended by the requeue, after its checkpoint
         assert calls.read_text().split() == ["requeue", "4242"]
         assert (out / "hpc_ckpt_1.ckpt").is_file()
     finally:
-        first.kill()  # SLURM ends the job once it is requeued
+        first.kill()
         first.wait()
     steps = checkpoint_step(out / "hpc_ckpt_1.ckpt") + 10
     again = subprocess.run(

@@ -323,8 +323,6 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
 
     t_fit = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=resumed_from)
-    if trainer.is_global_zero:
-        join_metrics(out / "csv")
     t_eval = time.time()
     result: dict[str, Any] = {
         **meta,
@@ -351,6 +349,11 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
         "final": round(time.time() - t_eval, 1),
     }
     if trainer.is_global_zero:
+        # Last, once the CSV logger has written its final rows (the final evaluation logs too):
+        # joined while it is still writing, its next rows would not fit the joined header.
+        for lg in loggers:
+            lg.save()
+        join_metrics(out / "csv")
         write_json_atomic(result, out / "result.json")
         finish_wandb(loggers, result)
     return result

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port(low: int = 0, high: int = 0) -> int:
+    """A port nothing listens on: any (``low`` 0), or the first free one in [low, high)."""
+    for port in range(low, high) if low else [0]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port in [{low}, {high})")
 
 
 @pytest.fixture(scope="session")

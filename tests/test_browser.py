@@ -8,7 +8,6 @@ import html
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "reports" / "table3-cpu-steps" / "study.db"
@@ -46,12 +46,6 @@ def page_text(chromium: str, url: str, screenshot: str | None = None) -> str:
         assert out.stat().st_size > 10_000
     dom = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", dom, flags=re.S)
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", dom)))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

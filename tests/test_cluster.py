@@ -8,7 +8,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import free_port
 
 from lit_transformer.cli.main import main
 from lit_transformer.training.resume import checkpoint_step
@@ -23,18 +23,6 @@ from lit_transformer.training.resume import checkpoint_step
 STEPS = 8
 # The srun / torchrun environment this test's parent may itself have (a CI job under SLURM).
 LAUNCHER_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "GROUP_RANK")
-
-
-def free_port(low: int = 0, high: int = 0) -> int:
-    """A port nothing listens on: any (``low`` 0), or the first free one in [low, high)."""
-    for port in range(low, high) if low else [0]:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return s.getsockname()[1]
-    raise RuntimeError(f"no free port in [{low}, {high})")
 
 
 def clean_env(session_cache: Path, **extra: str) -> dict[str, str]:

@@ -1,11 +1,11 @@
 """``bench claims``: how fast workers can claim trials of one study, with no training.
 
-Each of N processes runs the claim path of a sweep worker (``Worker.run``): take the study
-lock, fail stale trials, claim the next WAITING trial, record its heartbeat, release the lock,
-then tell the trial COMPLETE at once. The study's claim rate is bounded by the time the lock is
-held, since claims are serial; the wait grows with the number of workers. This bounds how
-short trials can be, or how many workers one study can serve (README, "Which storage at what
-scale")."""
+Each of N processes runs the claim path of a sweep worker (``orchestrator.claim_next``):
+take the study lock, fail stale trials, claim the next WAITING trial, record its heartbeat,
+release the lock, then tell the trial COMPLETE at once. The study's claim rate is bounded by
+the time the lock is held, since claims are serial; the wait grows with the number of
+workers. This bounds how short trials can be, or how many workers one study can serve
+(README, "Which storage at what scale")."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from lit_transformer.sweep.storage import load_or_create_study, open_storage, redact, study_lock
+from lit_transformer.sweep.storage import load_or_create_study, open_storage, redact
 
 
 def _claimer(url: str, name: str, out: multiprocessing.Queue) -> None:
     import optuna
 
-    from lit_transformer.sweep.orchestrator import claim
+    from lit_transformer.sweep.orchestrator import claim_next
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(url)
@@ -31,18 +31,11 @@ def _claimer(url: str, name: str, out: multiprocessing.Queue) -> None:
     grid = SimpleNamespace(kind="grid")  # claim() reads the kind only
     timings = []
     while True:
-        t0 = time.perf_counter()
-        with study_lock(storage, name):
-            t1 = time.perf_counter()
-            optuna.storages.fail_stale_trials(study)
-            trial = claim(study, grid)
-            if trial is not None:
-                storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
-            t2 = time.perf_counter()
+        trial, timing = claim_next(storage, study, name, grid)
         if trial is None:
             break
         study.tell(trial, 0.0)
-        timings.append((t1 - t0, t2 - t1))
+        timings.append((timing["lock_wait_s"], timing["claim_s"]))
     out.put(timings)
 
 

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         if not fit_args:
             raise ConfigError("slurm trial takes fit's arguments after --, e.g. -- --row base")
         row = fit_args[fit_args.index("--row") + 1] if "--row" in fit_args[:-1] else "trial"
-        alloc = _allocation(args, args.job_name or f"lit-{row}", args.devices or 1)
+        alloc = _allocation(args, args.job_name or f"lit-{row}", args.nodes, args.devices)
         text = trial_script(alloc, fit_args, args.out, written_by)
         Path(args.out).mkdir(parents=True, exist_ok=True)  # sbatch's --output needs it
     else:
@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
         spec = load_spec(args.spec)
         name = args.study_name or spec.study
-        args.nodes = 1
-        alloc = _allocation(args, args.job_name or f"lit-{name}", args.devices or spec.devices)
+        devices = args.devices or spec.devices
+        alloc = _allocation(args, args.job_name or f"lit-{name}", 1, devices)  # one node a worker
         seeds = _int_list(args.seeds) if args.seeds else None
         text = sweep_script(
             alloc,
@@ -95,12 +95,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _allocation(args: argparse.Namespace, job_name: str, devices: int):
+def _allocation(args: argparse.Namespace, job_name: str, nodes: int, devices: int):
     from lit_transformer.slurm import Allocation
 
     return Allocation(
         job_name=job_name,
-        nodes=args.nodes,
+        nodes=nodes,
         devices=devices,
         accelerator=args.accelerator,
         cpus_per_task=args.cpus_per_task,

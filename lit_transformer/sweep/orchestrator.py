@@ -118,6 +118,29 @@ def claim(
     return study.ask()
 
 
+def claim_next(
+    storage: optuna.storages.RDBStorage,
+    study: optuna.Study,
+    name: str,
+    spec: SweepSpec,
+    resumable: Callable[[optuna.trial.FrozenTrial], bool] | None = None,
+) -> tuple[optuna.Trial | None, dict[str, float]]:
+    """One claim as a worker makes it: under the study lock, fail stale trials, claim the next
+    trial (:func:`claim`) and record its first heartbeat. Returns the trial (or None) and how
+    long this worker waited for the lock and held it (README, "Which storage at what scale")."""
+    t0 = time.perf_counter()
+    with study_lock(storage, name):
+        t1 = time.perf_counter()
+        # Under the lock: failing a stale trial and enqueueing its retry are two writes, and a
+        # worker that enqueues the grid between them would see the pair uncovered and enqueue
+        # it a second time (the 8-worker load test did).
+        optuna.storages.fail_stale_trials(study)
+        trial = claim(study, spec, resumable)
+        if trial is not None:
+            storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
+    return trial, {"lock_wait_s": t1 - t0, "claim_s": time.perf_counter() - t1}
+
+
 def trial_params(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
     """row, seed and sampled config values. Enqueued/retried trials return their fixed values."""
     if spec.kind == "grid":
@@ -291,8 +314,7 @@ class Heartbeat:
                 print(f"warning: heartbeat failed: {exc}", file=sys.stderr, flush=True)
 
     def __enter__(self) -> Heartbeat:
-        self.storage.record_heartbeat(self.trial_id)
-        self._thread.start()
+        self._thread.start()  # the claim recorded the first beat (claim_next)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -333,18 +355,9 @@ class Worker:
             self.precision = pin_precision(self.study, self.spec)
         done = 0
         while True:
-            t0 = time.perf_counter()
-            with study_lock(self.storage, self.name):
-                t1 = time.perf_counter()
-                # Under the lock: failing a stale trial and enqueueing its retry are two
-                # writes, and a worker that enqueues the grid between them would see the pair
-                # uncovered and enqueue it a second time (the 8-worker load test did).
-                optuna.storages.fail_stale_trials(self.study)
-                trial = claim(self.study, self.spec, self.has_checkpoint)
-                if trial is not None:
-                    self.storage.record_heartbeat(trial._trial_id)  # noqa: SLF001
-            # How long this worker waited for the lock, and held it (README, "Storage").
-            timing = {"lock_wait_s": t1 - t0, "claim_s": time.perf_counter() - t1}
+            trial, timing = claim_next(
+                self.storage, self.study, self.name, self.spec, self.has_checkpoint
+            )
             if trial is None:
                 running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                 if not running:

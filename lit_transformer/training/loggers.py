@@ -13,6 +13,7 @@ touches the network, so a run never hangs on it.
 from __future__ import annotations
 
 import csv
+import io
 import netrc
 import os
 import warnings
@@ -21,7 +22,7 @@ from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, Logger
 
-from lit_transformer.provenance import is_rank_zero
+from lit_transformer.provenance import is_rank_zero, write_text_atomic
 
 
 def wandb_api_key_available() -> bool:
@@ -63,12 +64,11 @@ def _write_rows(rows: list[dict[str, str]], path: Path) -> None:
     fields: list[str] = []
     for row in rows:
         fields += [k for k in row if k not in fields]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=sorted(fields), restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=sorted(fields), restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(text.getvalue(), path)
 
 
 def set_aside_metrics(csv_dir: Path, before_step: int) -> None:

@@ -86,10 +86,38 @@ class DataConfig:
     max_eval_sentences: int | None = option(
         None, "evaluate on the first N dev/test pairs only (smoke runs)"
     )
+    train: str | None = option(
+        None,
+        "training pairs from files instead of the corpus's: path prefixes of PREFIX.{src,tgt}"
+        "[.gz] or .tsv[.gz] files, comma-separated",
+    )
+    dev: str | None = option(None, "dev pairs from files (as data.train)")
+    test: str | None = option(None, "test pairs from files (as data.train)")
+    tests: str | None = option(
+        None, "more named test sets, NAME=PATH[,NAME=PATH...]; score one with test --split NAME"
+    )
+    clean_empty: bool = option(
+        False, "drop training pairs with an empty side (else an empty line is an error)"
+    )
+    clean_max_words: int | None = option(
+        None, "drop training pairs with a side longer than this many words (Moses: 250)"
+    )
+    clean_ratio: float | None = option(
+        None, "drop training pairs whose word counts differ by more than this ratio (Moses: 1.5)"
+    )
+    tokenizer_sentences: int = option(
+        2_000_000, "the tokenizer trains on at most this many lines, a seeded sample"
+    )
 
     def validate(self) -> None:
         if self.vocab_size <= 0 or self.max_tokens <= 0:
             raise ConfigError("data.vocab_size and data.max_tokens must be positive")
+        if self.clean_max_words is not None and self.clean_max_words < 1:
+            raise ConfigError(f"data.clean_max_words must be >= 1, got {self.clean_max_words}")
+        if self.clean_ratio is not None and self.clean_ratio < 1:
+            raise ConfigError(f"data.clean_ratio must be >= 1, got {self.clean_ratio}")
+        if self.tokenizer_sentences < 1:
+            raise ConfigError("data.tokenizer_sentences must be positive")
 
 
 @dataclass
@@ -148,6 +176,11 @@ class TrainerConfig:
     checkpoint_every_n_steps: int | None = option(
         None, "periodic checkpoints, for averaging and resuming"
     )
+    checkpoint_every_minutes: float | None = option(
+        None,
+        "periodic checkpoints every this many minutes of wall time in fit (the paper's 10), "
+        "instead of checkpoint_every_n_steps",
+    )
     keep_checkpoints: int = option(5, "periodic checkpoints kept (the paper averages 5 or 20)")
     average_last: int = option(0, "at the end of fit, average this many checkpoints (0: off)")
     wandb: str = option("offline", "W&B mode: online, offline or disabled")
@@ -180,6 +213,17 @@ class TrainerConfig:
                 raise ConfigError(f"trainer.{name} must be a positive integer, got {value!r}")
         if self.accumulate_grad_batches <= 0:
             raise ConfigError("trainer.accumulate_grad_batches must be positive")
+        minutes = self.checkpoint_every_minutes
+        if minutes is not None:
+            if isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes <= 0:
+                raise ConfigError(
+                    f"trainer.checkpoint_every_minutes must be a positive number, got {minutes!r}"
+                )
+            if self.checkpoint_every_n_steps:  # Lightning's ModelCheckpoint takes one trigger
+                raise ConfigError(
+                    "trainer.checkpoint_every_minutes and trainer.checkpoint_every_n_steps "
+                    "exclude each other: set one, the other null"
+                )
         if not isinstance(self.budget_counts_validation, bool):
             raise ConfigError(
                 "trainer.budget_counts_validation must be true or false, "
@@ -200,8 +244,15 @@ class DecodeConfig:
     beam: int = option(4, "beam size of the final evaluation")
     alpha: float = option(0.6, "length penalty α: score = log P / ((5 + |Y|) / 6)^α")
     max_len_b: int = option(50, "maximum output length: source length + this")
+    paper_bleu: bool = option(
+        False,
+        "also score paper-style BLEU (Moses-tokenised, compounds split, multi-bleu: t2t's "
+        "get_ende_bleu.sh) in the final evaluation, beside sacreBLEU",
+    )
 
     def validate(self) -> None:
+        if not isinstance(self.paper_bleu, bool):
+            raise ConfigError(f"decode.paper_bleu must be true or false, got {self.paper_bleu!r}")
         for name in ("beam", "max_len_b"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -118,7 +118,12 @@ def test_registry_and_roles() -> None:
         get_corpus("nope")
     with pytest.raises(DataError, match="no split 'bogus'"):
         m.split_for("bogus")
-    assert set(CORPORA) == {"multi30k", "wmt", "tatoeba", "ddtp", "wmt-composite"}
+    assert set(CORPORA) == {"multi30k", "wmt", "tatoeba", "ddtp", "wmt-composite", "wmt14-en-de"}
+    w14 = get_corpus("wmt14-en-de")
+    assert (w14.stems("dev"), w14.stems("test")) == (
+        ("wmt14-en-de/newstest2013",),
+        ("wmt14-en-de/newstest2014",),
+    )
 
 
 def test_resolve_data_root(tmp_path: Path, tmp_cache: Path, monkeypatch) -> None:
@@ -257,6 +262,30 @@ def test_sampler_budget_and_coverage() -> None:
     assert padding_fraction([2, 4], [3, 3]) == pytest.approx(1 - 12 / 14)
     capped = TokenBudgetBatchSampler(src, tgt, max_tokens=10_000, max_sentences=8)
     assert max(len(b) for b in capped) == 8
+
+
+def _greedy_cut(src, tgt, budget: int, cap: int) -> list[int]:
+    """The batching rule written as the plain loop it is (the sampler finds it vectorised)."""
+    bounds, max_s, max_t, count = [0], 0, 0, 0
+    for s, t in zip(src.tolist(), tgt.tolist(), strict=True):
+        new_s, new_t, new_n = max(max_s, s), max(max_t, t), count + 1
+        if count and (new_n * new_s > budget or new_n * new_t > budget or new_n > cap):
+            bounds.append(bounds[-1] + count)
+            max_s, max_t, count = s, t, 1
+        else:
+            max_s, max_t, count = new_s, new_t, new_n
+    return bounds + [bounds[-1] + count] if count else bounds
+
+
+@pytest.mark.parametrize("budget,cap", [(256, None), (64, None), (10_000, 8), (5, None)])
+def test_sampler_cuts_as_the_greedy_loop(budget: int, cap: int | None) -> None:
+    rng = np.random.default_rng(budget)
+    src, tgt = rng.integers(2, 90, size=3000), rng.integers(2, 90, size=3000)
+    src[::97] = 400  # over-long pairs: batches of one
+    s = TokenBudgetBatchSampler(src, tgt, max_tokens=budget, max_sentences=cap)
+    order = s._base_order
+    expected = _greedy_cut(src[order], tgt[order], budget, cap or len(src))
+    assert s._bounds.tolist() == expected
 
 
 def test_sampler_determinism_and_epochs() -> None:

@@ -48,6 +48,8 @@ def trained(tmp_path_factory, tiny_ablation, small_data_root, session_cache):
             "offline",
             "--trainer.average_last",
             "3",
+            "--decode.paper_bleu",
+            "true",
         )
     )
     assert code == 0
@@ -61,6 +63,10 @@ def test_fit_writes_the_trial_contract(trained):
     assert result["dev_ppl"] > 1 and 0 <= result["dev_bleu"] <= 100
     assert result["test_bleu"] is not None
     assert result["bleu_signature"].startswith("nrefs:1|case:mixed")
+    # decode.paper_bleu: paper-style BLEU beside sacreBLEU, with a signature of its own.
+    for key in ("dev_bleu_paper", "test_bleu_paper", "test_bleu_averaged_paper"):
+        assert 0 <= result[key] <= 100, key
+    assert result["bleu_paper_signature"].startswith("paper-style: moses-tok(de, sacremoses")
     assert Path(result["checkpoint"]).is_file()
     assert len(Path(result["dev_hypotheses"]).read_text().splitlines()) == 40  # every dev line
     assert len(result["git_commit"]) >= 7 and len(result["data_hash"]) == 64
@@ -231,6 +237,27 @@ def test_test_command_scores_a_checkpoint(trained, small_data_root, capsys):
     assert code == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["sentences"] == 40 and metrics["bleu"] is not None and metrics["ppl"] > 1
+
+
+def test_bleu_paper_adds_paper_style_bleu_beside_sacrebleu(trained, small_data_root, capsys):
+    """``--bleu paper`` adds the score the run recorded for the same weights (decode.paper_bleu,
+    beam 4), tokenised for the checkpoint's target language; the sacreBLEU keys stay."""
+    result = json.loads((trained / "result.json").read_text())
+    lang = result["config"]["data"]["tgt_lang"]
+    for stage, key in (("validate", "dev_bleu_paper"), ("test", "test_bleu_paper")):
+        argv = [stage, "--ckpt", str(trained / "model.ckpt"), "--data-root", str(small_data_root)]
+        assert main([*argv, "--bleu", "paper"]) == 0
+        paper = json.loads(capsys.readouterr().out)
+        assert paper["bleu_paper"] == pytest.approx(result[key], abs=1e-9), stage
+        assert paper["bleu_paper_signature"] == result["bleu_paper_signature"]
+        assert f"moses-tok({lang}, " in paper["bleu_paper_signature"]
+    assert paper["signature"] == result["bleu_signature"]  # sacreBLEU's, as without the flag
+    assert main(argv) == 0  # the default: sacreBLEU alone, the same keys and numbers as before
+    plain = json.loads(capsys.readouterr().out)
+    assert plain == {k: v for k, v in paper.items() if not k.startswith("bleu_paper")}
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--bleu", "tokenized"])
+    assert exc.value.code == 2
 
 
 def test_evaluation_precision_defaults_to_the_training_precision(

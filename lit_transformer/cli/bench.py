@@ -1,4 +1,4 @@
-"""``bench train|decode|choices|batching|claims``: speed and efficiency on this machine."""
+"""``bench train|decode|choices|batching|claims|data``: speed and efficiency on this machine."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from lit_transformer.cli.parser import Parser, decode_precision_option
 from lit_transformer.config import DECODE, ConfigError
 
-SUMMARY = "benchmarks: train throughput, decoding, kernel choices, batching, sweep claims"
+SUMMARY = "benchmarks: train throughput, decoding, kernel choices, batching, claims, data"
 
 
 def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
@@ -51,6 +51,17 @@ def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
     b.add_argument("--vocab-size", type=int, default=8000)
     b.add_argument("--max-tokens", type=int, default=2048)
     b.add_argument("--data-root")
+    b.add_argument("--json", action="store_true")
+    b = sub.add_parser(
+        "data", help="paper-scale data path on a synthetic WMT14-sized corpus: time and memory"
+    )
+    b.add_argument("--data-root")
+    b.add_argument("--workdir", required=True, help="synthetic corpus and a fresh cache go here")
+    b.add_argument("--pairs", type=int, default=4_500_000)
+    b.add_argument("--vocab-size", type=int, default=37_000)
+    b.add_argument("--tokenizer-sentences", type=int, default=2_000_000)
+    b.add_argument("--max-tokens", type=int, default=3125)
+    b.add_argument("--ranks", type=int, default=2)
     b.add_argument("--json", action="store_true")
     b = sub.add_parser("claims", help="trials claimed per second by N workers of one study")
     b.add_argument("--storage", required=True, help="sqlite:///FILE or postgresql:// URL")
@@ -123,6 +134,33 @@ def _batching(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     )
 
 
+def _data(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from lit_transformer.bench.data import bench_data
+
+    if min(args.pairs, args.vocab_size, args.tokenizer_sentences, args.ranks) < 1:
+        raise ConfigError("--pairs, --vocab-size, --tokenizer-sentences and --ranks must be >= 1")
+    r = bench_data(
+        args.data_root,
+        args.workdir,
+        args.pairs,
+        args.vocab_size,
+        args.tokenizer_sentences,
+        args.max_tokens,
+        args.ranks,
+    )
+    p, t, gb = r["prepare"], r["prepare"]["timings_s"], 1 << 30
+    added = ", ".join(f"{x['added']['anonymous'] / (1 << 20):.0f}" for x in r["ranks"])
+    return r, (
+        f"{r['cpu']}\n{p['pairs']['read']} pairs, kept {p['pairs']['kept']}: prepared in "
+        f"{p['wall_s']:.0f} s (scan {t.get('scan_s', 0):.0f}, tokenizer "
+        f"{t.get('tokenizer_s', 0):.0f}, encode {t.get('encode_s', 0):.0f}), peak RSS "
+        f"{p['peak_rss_bytes'] / gb:.2f} GiB\ncached restart ready to train in "
+        f"{r['restart']['ready_s']:.1f} s; one epoch's {r['restart']['batches']} batches in "
+        f"{r['restart']['epoch_batches_s']:.1f} s\nheap added per rank ({len(r['ranks'])} "
+        f"ranks): {added} MiB; ids memory-mapped: {r['ranks'][0]['ids_bytes'] / gb:.2f} GiB"
+    )
+
+
 def _claims(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     from lit_transformer.bench.claims import bench_claims
 
@@ -143,6 +181,7 @@ BENCHES = {
     "choices": _choices,
     "batching": _batching,
     "claims": _claims,
+    "data": _data,
 }
 
 

@@ -1,4 +1,5 @@
-"""``validate`` / ``test``: score a checkpoint on its dev or test set (PPL and sacreBLEU)."""
+"""``validate`` / ``test``: score a checkpoint on its dev or test set (PPL and sacreBLEU; with
+``--bleu paper`` paper-style BLEU beside sacreBLEU)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--split", help="split or role (default: dev for validate, test for test)")
     decode_options(p)
     decode_precision_option(p)
+    p.add_argument(
+        "--bleu",
+        choices=("sacrebleu", "paper"),
+        default="sacrebleu",
+        help="sacrebleu (default): sacreBLEU alone; paper: also paper-style BLEU (Moses-tokenised, "
+        "compounds split, multi-bleu: t2t's get_ende_bleu.sh), with its own signature",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         corpus=args.corpus,
         split=args.split,
         precision=args.precision,
+        paper_bleu=args.bleu == "paper",
     )
     print(json.dumps(metrics, indent=2))
     return 0

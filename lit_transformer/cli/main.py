@@ -1,8 +1,7 @@
 """``lit-transformer``: a table from command name to the module that implements it.
 
-Each module under ``cli/`` has its arguments beside its handler: ``SUMMARY`` (one line of
-help, or one per command it serves), ``add_arguments(parser, command)`` and ``run(args) ->
-int``. User errors end as one ``error: …`` line and exit status 2 (``errors.py``).
+Each ``cli/`` module has ``SUMMARY`` (one help line, or one per command), ``add_arguments(parser,
+command)`` and ``run(args) -> int``; user errors end as one ``error: …`` line, status 2.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from lit_transformer.cli import (
     bench,
     compare,
     dashboard,
+    download,
     evaluate,
     fit,
     gpu_check,
@@ -49,6 +49,7 @@ COMMANDS: dict[str, ModuleType] = {
     "postgres": postgres,
     "slurm": slurm,
     "gpu-check": gpu_check,
+    "download": download,
 }
 
 
@@ -62,9 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Bad arguments: one line, exit status 2 (an unknown config option names the known ones).
-    args, unknown = build_parser().parse_known_args(argv)
-    if unknown:
+    args, unknown = build_parser().parse_known_args(argv)  # bad arguments: one line, status 2
+    if unknown:  # an unknown config option names the known ones
         return exit_code_of(lambda: reject(unknown))
     return exit_code_of(lambda: run(args))
 

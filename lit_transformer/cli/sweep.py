@@ -36,6 +36,22 @@ def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--run-dir", default="runs/sweeps", help="trial directories and SQLite file")
     p.add_argument("--wandb", choices=["online", "offline", "disabled"], default="offline")
     p.add_argument("--status", action="store_true", help="print the rows x seeds table and exit")
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print each trial's steps, tokens and device-hours and exit (runs nothing)",
+    )
+    p.add_argument(
+        "--tokens-per-s",
+        type=float,
+        metavar="N",
+        help="with --plan: target tokens/s of one device, for the hours",
+    )
+    p.add_argument(
+        "--bench",
+        metavar="FILE",
+        help="with --plan: the tokens/s from a gpu-check --out FILE or bench train --json result",
+    )
     p.add_argument("--threads", type=int, help="threads per trial (default: cores / workers)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # a worker process
 

@@ -12,8 +12,9 @@ import hashlib
 import os
 import tempfile
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 
 from lit_transformer.errors import UserError
@@ -104,6 +105,15 @@ CORPORA: dict[str, Corpus] = {
     "wmt": _simple("wmt", WMT_SETS, dev="newstest2013", test="newstest2014"),
     "tatoeba": _simple("tatoeba", ("train", "test"), train="train", dev="test", test="test"),
     "ddtp": _simple("ddtp", ("train",), train="train"),
+    # The paper's corpus (`lit-transformer download wmt14-en-de` writes it under the data root):
+    # Europarl v7 + Common Crawl + News Commentary v9, dev newstest2013, test newstest2014.
+    "wmt14-en-de": _simple(
+        "wmt14-en-de",
+        ("train", "newstest2013", "newstest2014"),
+        train="train",
+        dev="newstest2013",
+        test="newstest2014",
+    ),
     # Stand-in for WMT14 training data: everything except the paper's dev/test years.
     "wmt-composite": Corpus(
         "wmt-composite",
@@ -124,6 +134,52 @@ CORPORA: dict[str, Corpus] = {
 }
 
 
+def _user_stems(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """Comma-separated (or listed) paths -> absolute stems, so a trial whose working directory
+    differs reads the same files."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    stems = tuple(str(Path(p.strip()).expanduser().absolute()) for p in items if p.strip())
+    if not stems:
+        raise DataError(f"no file given in {spec!r}")
+    return stems
+
+
+def parse_named(spec: str | Mapping[str, str | Sequence[str]] | None) -> dict[str, object]:
+    """Named test sets: ``NAME=PATH[,NAME=PATH...]`` or a mapping."""
+    if not spec:
+        return {}
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    named: dict[str, object] = {}
+    for item in spec.split(","):
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise DataError(f"data.tests: expected NAME=PATH[,NAME=PATH...], got {item!r}")
+        named[name.strip()] = path.strip()
+    return named
+
+
+def with_files(
+    corpus: Corpus,
+    train: str | Sequence[str] | None = None,
+    dev: str | Sequence[str] | None = None,
+    test: str | Sequence[str] | None = None,
+    tests: str | Mapping[str, str | Sequence[str]] | None = None,
+) -> Corpus:
+    """The corpus with roles (and extra named test sets) taken from files a user names: each a
+    path prefix of ``PREFIX.{src,tgt}[.gz]`` pairs or a ``.tsv[.gz]`` file, several joined by
+    commas. A corpus given a training file is called ``files``."""
+    splits = dict(corpus.splits)
+    roles = {"train": corpus.train, "dev": corpus.dev, "test": corpus.test}
+    for role, spec in (("train", train), ("dev", dev), ("test", test)):
+        if spec:
+            splits[role] = _user_stems(spec)
+            roles[role] = role
+    for name, spec in parse_named(tests).items():
+        splits[name] = _user_stems(spec)  # type: ignore[arg-type]
+    return Corpus("files" if train else corpus.name, splits, **roles)
+
+
 def get_corpus(name: str) -> Corpus:
     """Look up a corpus by name."""
     try:
@@ -133,7 +189,10 @@ def get_corpus(name: str) -> Corpus:
 
 
 def corpus_file(root: Path, stem: str, lang: str) -> Path:
-    """Path of one side of a stem: the ``.gz`` file, or the uncompressed one if only that exists."""
+    """Path of one side of a stem: the ``.gz`` file, or the uncompressed one if only that exists.
+
+    A stem is relative to the data root (the named corpora) or absolute (files a user names:
+    ``Path(root) / "/abs/x"`` is ``/abs/x``)."""
     gz = Path(root) / f"{stem}.{lang}.gz"
     plain = Path(root) / f"{stem}.{lang}"
     if gz.is_file():
@@ -143,35 +202,96 @@ def corpus_file(root: Path, stem: str, lang: str) -> Path:
     raise DataError(f"{gz}: file not found")
 
 
-def _read_lines(path: Path) -> list[str]:
-    """Read and strip every line; bytes are split on b"\\n" only (not Unicode line separators,
-    which would silently misalign the two sides)."""
+def is_tsv(stem: str) -> bool:
+    """A stem naming one tab-separated file (``source<TAB>target`` per line) rather than a
+    ``PREFIX.{src,tgt}[.gz]`` pair."""
+    return stem.endswith((".tsv", ".tsv.gz"))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One file pair (``src``/``tgt``) or one TSV file (``tgt`` is None) of a split."""
+
+    src: Path
+    tgt: Path | None
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.src] if self.tgt is None else [self.src, self.tgt]
+
+
+def resolve_part(root: Path, stem: str, src_lang: str, tgt_lang: str) -> Part:
+    """The files of one stem: a TSV file, or the two sides of a prefix."""
+    if is_tsv(stem):
+        path = Path(root) / stem
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        return Part(path, None)
+    return Part(corpus_file(root, stem, src_lang), corpus_file(root, stem, tgt_lang))
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """Decoded lines (newline stripped, not other whitespace). Bytes are split on b"\n" only,
+    not on Unicode line separators, which would silently misalign the two sides."""
     opener = gzip.open if path.suffix == ".gz" else open
-    lines = []
     try:
         with opener(path, "rb") as f:
             for number, raw in enumerate(f, start=1):
                 try:
-                    lines.append(raw.decode("utf-8").strip())
+                    yield raw.decode("utf-8")
                 except UnicodeDecodeError:
                     raise DataError(f"{path}:{number}: invalid UTF-8") from None
     except (OSError, EOFError) as err:  # corrupt/truncated gzip
         raise DataError(f"{path}: cannot read ({err})") from None
-    return lines
+
+
+def _count_rest(lines: Iterator[str]) -> int:
+    return sum(1 for _ in lines)
+
+
+def iter_pairs(part: Part, allow_empty: bool = False) -> Iterator[tuple[str, str]]:
+    """Stream the (source, target) pairs of one part, stripped of surrounding whitespace.
+
+    An empty side is an error naming its file and line unless ``allow_empty`` (training data
+    that a cleaning rule then counts and drops); so is a TSV line without exactly one tab, and
+    two sides of different lengths.
+    """
+    if part.tgt is None:
+        for number, line in enumerate(_lines(part.src), start=1):
+            cols = line.rstrip("\r\n").split("\t")
+            if len(cols) != 2:
+                raise DataError(
+                    f"{part.src}:{number}: expected 2 tab-separated columns, got {len(cols)}"
+                )
+            src, tgt = cols[0].strip(), cols[1].strip()
+            if not allow_empty and not (src and tgt):
+                raise DataError(f"{part.src}:{number}: empty sentence")
+            yield src, tgt
+        return
+    src_lines, tgt_lines = _lines(part.src), _lines(part.tgt)
+    for number, (src, tgt) in enumerate(zip_longest(src_lines, tgt_lines), start=1):
+        if src is None or tgt is None:  # one side ended: line number - 1 is its length
+            n_src = number - 1 if src is None else number + _count_rest(src_lines)
+            n_tgt = number - 1 if tgt is None else number + _count_rest(tgt_lines)
+            raise DataError(f"{part.src} has {n_src} lines but {part.tgt} has {n_tgt}")
+        src, tgt = src.strip(), tgt.strip()
+        if not allow_empty:
+            for path, text in ((part.src, src), (part.tgt, tgt)):
+                if not text:
+                    raise DataError(f"{path}:{number}: empty sentence")
+        yield src, tgt
 
 
 def read_parallel(
     root: Path, stem: str, src_lang: str = "en", tgt_lang: str = "de"
 ) -> tuple[list[str], list[str]]:
-    """Read ``<root>/<stem>.<lang>.gz`` for both languages and check they form clean pairs."""
-    src_path, tgt_path = corpus_file(root, stem, src_lang), corpus_file(root, stem, tgt_lang)
-    src, tgt = _read_lines(src_path), _read_lines(tgt_path)
-    if len(src) != len(tgt):
-        raise DataError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}")
-    for path, lines in ((src_path, src), (tgt_path, tgt)):
-        for number, line in enumerate(lines, start=1):
-            if not line:
-                raise DataError(f"{path}:{number}: empty sentence")
+    """Read one stem (``<root>/<stem>.<lang>[.gz]`` for both languages, or a TSV) into lists,
+    checking they form clean pairs."""
+    src: list[str] = []
+    tgt: list[str] = []
+    for s, t in iter_pairs(resolve_part(root, stem, src_lang, tgt_lang)):
+        src.append(s)
+        tgt.append(t)
     return src, tgt
 
 
@@ -189,12 +309,30 @@ def load_split(
     return src, tgt
 
 
+def split_parts(
+    root: Path, corpus: Corpus | str, split_or_role: str, src_lang: str, tgt_lang: str
+) -> list[Part]:
+    """The parts of a split (or role), in order."""
+    corpus = get_corpus(corpus) if isinstance(corpus, str) else corpus
+    return [resolve_part(root, s, src_lang, tgt_lang) for s in corpus.stems(split_or_role)]
+
+
 def split_files(
     root: Path, corpus: Corpus | str, split_or_role: str, langs: Iterable[str]
 ) -> list[Path]:
     """The files a split reads, for provenance hashing."""
-    corpus = get_corpus(corpus) if isinstance(corpus, str) else corpus
-    return [corpus_file(root, s, lang) for s in corpus.stems(split_or_role) for lang in langs]
+    src_lang, tgt_lang = langs
+    parts = split_parts(root, corpus, split_or_role, src_lang, tgt_lang)
+    return [f for part in parts for f in part.files]
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, as hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def hash_files(paths: Iterable[Path]) -> str:

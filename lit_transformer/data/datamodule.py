@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from lit_transformer.data.clean import CleanCounts, CleanRules
 from lit_transformer.data.corpora import (
     DataError,
     cache_root,
@@ -29,7 +30,10 @@ from lit_transformer.data.corpora import (
     load_split,
     resolve_data_root,
     split_files,
+    split_parts,
+    with_files,
 )
+from lit_transformer.data.prepare import prepare_train
 from lit_transformer.data.sampler import TokenBudgetBatchSampler
 from lit_transformer.data.tokenizer import (
     BOS_ID,
@@ -38,7 +42,6 @@ from lit_transformer.data.tokenizer import (
     EncodedTexts,
     Tokenizer,
     encode_cached,
-    train_or_load,
 )
 
 
@@ -47,24 +50,28 @@ class PairDataset(Dataset):
 
     def __init__(self, src: EncodedTexts, tgt: EncodedTexts, rows: np.ndarray | None = None):
         self.src, self.tgt = src, tgt
-        self.rows = np.arange(len(src)) if rows is None else rows
+        self.rows = rows  # None: every row (no index array of the split's size per rank)
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.src) if self.rows is None else len(self.rows)
 
     def __getitem__(self, i: int) -> tuple[int, np.ndarray, np.ndarray]:
-        row = int(self.rows[i])
+        row = int(i if self.rows is None else self.rows[i])
         return row, self.src[row], self.tgt[row]
+
+    def _lens(self, enc: EncodedTexts) -> np.ndarray:
+        lengths = enc.lengths if self.rows is None else enc.lengths[self.rows]
+        return (lengths + 1).astype(np.int32)
 
     @property
     def src_lens(self) -> np.ndarray:
         """Lengths as collated: ids + eos."""
-        return self.src.lengths[self.rows] + 1
+        return self._lens(self.src)
 
     @property
     def tgt_lens(self) -> np.ndarray:
         """Lengths as collated: bos + ids (= ids + eos)."""
-        return self.tgt.lengths[self.rows] + 1
+        return self._lens(self.tgt)
 
 
 def collate(items: list[tuple[int, np.ndarray, np.ndarray]]) -> dict[str, torch.Tensor | int]:
@@ -118,10 +125,20 @@ class TranslationDataModule(L.LightningDataModule):
         test_split: str = "test",
         max_sentences: int | None = None,
         max_eval_sentences: int | None = None,
+        train: str | list[str] | None = None,
+        dev: str | list[str] | None = None,
+        test: str | list[str] | None = None,
+        tests: str | dict[str, str] | None = None,
+        clean_empty: bool = False,
+        clean_max_words: int | None = None,
+        clean_ratio: float | None = None,
+        tokenizer_sentences: int = 2_000_000,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)  # the run's config holds the data section
-        self.corpus = get_corpus(corpus)
+        self.corpus = with_files(get_corpus(corpus), train, dev, test, tests)
+        self.clean_rules = CleanRules(clean_empty, clean_max_words, clean_ratio)
+        self.clean_counts: CleanCounts | None = None
         self.tokenizer: Tokenizer | None = None
         self.dev_srcs: list[str] = []
         self.dev_refs: list[str] = []
@@ -147,10 +164,16 @@ class TranslationDataModule(L.LightningDataModule):
         langs = (hp.src_lang, hp.tgt_lang)
         with_train = self.tokenizer is None or stage in (None, "fit")
         if with_train:
-            train_src, train_tgt = load_split(root, self.corpus, "train", *langs)
-        if self.tokenizer is None:
             # Not the run's seed: every trial of a sweep (all seeds) shares one tokenizer.
-            self.tokenizer = train_or_load(train_src, train_tgt, hp.vocab_size, self.cache_dir)
+            train = prepare_train(
+                split_parts(root, self.corpus, "train", *langs),
+                self.cache_dir,
+                hp.vocab_size,
+                self.clean_rules,
+                self.tokenizer,
+                max_input_sentences=hp.tokenizer_sentences,
+            )
+            self.tokenizer, self.clean_counts = train.tokenizer, train.counts
         self.dev_srcs, self.dev_refs = load_split(root, self.corpus, hp.dev_split, *langs)
         if self._has_test():
             self.test_srcs, self.test_refs = load_split(root, self.corpus, hp.test_split, *langs)
@@ -159,13 +182,18 @@ class TranslationDataModule(L.LightningDataModule):
             self.dev_srcs, self.dev_refs = self.dev_srcs[:n], self.dev_refs[:n]
             self.test_srcs, self.test_refs = self.test_srcs[:n], self.test_refs[:n]
         splits = {"dev": (self.dev_srcs, self.dev_refs)}
-        if with_train:
-            splits["train"] = (train_src, train_tgt)
         if self._has_test():
             splits["test"] = (self.test_srcs, self.test_refs)
-        for name, (src, tgt) in splits.items():
-            enc_src = encode_cached(self.tokenizer, src, self.cache_dir)
-            enc_tgt = encode_cached(self.tokenizer, tgt, self.cache_dir)
+        encoded = {
+            name: (
+                encode_cached(self.tokenizer, src, self.cache_dir),
+                encode_cached(self.tokenizer, tgt, self.cache_dir),
+            )
+            for name, (src, tgt) in splits.items()
+        }
+        if with_train:
+            encoded["train"] = (train.src, train.tgt)
+        for name, (enc_src, enc_tgt) in encoded.items():
             rows = None
             if name == "train" and hp.max_len is not None:
                 # Lengths as the model sees them (+eos / +bos), so kept pairs fit max_len positions.

@@ -19,7 +19,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +93,12 @@ class Tokenizer:
     def model_path(self) -> Path:
         return self._model_path
 
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Sentences -> subword ids, without bos/eos (the collate adds them)."""
-        return self._sp.encode(list(texts), out_type=int)
+    def encode(self, texts: Sequence[str], num_threads: int | None = None) -> list[list[int]]:
+        """Sentences -> subword ids, without bos/eos (the collate adds them); a list is
+        encoded by ``num_threads`` threads of SentencePiece's own pool (None: its default)."""
+        if num_threads is None:
+            return self._sp.encode(list(texts), out_type=int)
+        return self._sp.encode(list(texts), out_type=int, num_threads=num_threads)
 
     def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
         """Ids -> detokenised sentences. pad/bos/eos and out-of-range ids are dropped (unk is kept
@@ -117,11 +121,8 @@ def _atomic_publish_dir(tmp_dir: Path, final_dir: Path) -> None:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def train_or_load(
-    src_texts: Sequence[str],
-    tgt_texts: Sequence[str],
+def spm_options(
     vocab_size: int,
-    cache_dir: Path,
     *,
     model_type: str = "bpe",
     character_coverage: float = 1.0,
@@ -129,15 +130,10 @@ def train_or_load(
     max_input_sentences: int = 2_000_000,
     max_sentence_length: int = 4192,
     **extra_options: object,
-) -> Tokenizer:
-    """Train ONE joint model on source+target training text, or load it from the cache.
-
-    Training is deterministic: single-threaded, no SentencePiece shuffling, and if the corpus
-    exceeds ``max_input_sentences`` we subsample it ourselves with ``seed`` (SentencePiece would
-    otherwise take the *first* N lines, i.e. only the first corpus of a composite).
-    ``extra_options`` are passed to ``SentencePieceTrainer.train`` and are part of the cache key.
-    """
-    options = {
+) -> dict:
+    """Every training option of a tokenizer; part of its cache key. ``extra_options`` are
+    passed to ``SentencePieceTrainer.train``."""
+    return {
         "vocab_size": int(vocab_size),
         "model_type": model_type,
         "character_coverage": float(character_coverage),
@@ -146,59 +142,114 @@ def train_or_load(
         "max_sentence_length": int(max_sentence_length),
         **{k: extra_options[k] for k in sorted(extra_options)},
     }
-    key_src = json.dumps(options, sort_keys=True, default=str)
-    key = hashlib.sha256(
-        f"{hash_texts(src_texts)}:{hash_texts(tgt_texts)}:{key_src}".encode()
-    ).hexdigest()[:32]
+
+
+_OWN = ("vocab_size", "model_type", "character_coverage", "seed", "max_input_sentences")
+
+
+def sample_rows(n_lines: int, max_input_sentences: int, seed: int) -> np.ndarray | None:
+    """Which of ``n_lines`` training lines (all sources, then all targets) the tokenizer
+    trains on: all (None) up to ``max_input_sentences``, else a seeded uniform sample, in
+    order. SentencePiece's own ``input_sentence_size`` would take the *first* N lines, i.e.
+    only the first corpus of a composite."""
+    if n_lines <= max_input_sentences:
+        return None
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_lines, size=max_input_sentences, replace=False))
+
+
+def _drop_paths(model: Path) -> None:
+    """SentencePiece records the (temporary) input and output paths in the model's trainer
+    spec, so two trainings of one vocabulary would differ in bytes and in the tokenizer hash
+    a trial records (rule *recorded provenance*); fixed names make the bytes reproducible."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    proto = pb.ModelProto.FromString(model.read_bytes())
+    del proto.trainer_spec.input[:]
+    proto.trainer_spec.input.append("input.txt")
+    proto.trainer_spec.model_prefix = "spm"
+    model.write_bytes(proto.SerializeToString())
+
+
+def load_or_train(
+    key: str, options: dict, write_input: Callable[[Path], int], cache_dir: Path
+) -> Tokenizer:
+    """The tokenizer cached under ``spm/<key>``, or train it on the lines ``write_input(path)``
+    writes (it returns how many) and cache it.
+
+    Training is deterministic: single-threaded, and SentencePiece neither samples nor shuffles
+    (the caller's ``write_input`` has already sampled, see :func:`sample_rows`)."""
     final_dir = Path(cache_dir) / "spm" / key
     if (final_dir / "spm.model").is_file():
         return Tokenizer(final_dir / "spm.model")
-
-    lines = [*src_texts, *tgt_texts]
-    if len(lines) > max_input_sentences:
-        rng = np.random.default_rng(seed)
-        keep = np.sort(rng.choice(len(lines), size=max_input_sentences, replace=False))
-        lines = [lines[i] for i in keep]
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final_dir.parent))
+    vocab_size = options["vocab_size"]
+    extra = {k: v for k, v in options.items() if k not in _OWN}
     try:
         input_file = tmp_dir / "input.txt"
-        input_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        spm.set_random_generator_seed(seed)
+        n_lines = write_input(input_file)
+        spm.set_random_generator_seed(options["seed"])
         try:
             spm.SentencePieceTrainer.train(
                 input=str(input_file),
                 model_prefix=str(tmp_dir / "spm"),
+                model_type=options["model_type"],
                 vocab_size=vocab_size,
-                model_type=model_type,
-                character_coverage=character_coverage,
+                character_coverage=options["character_coverage"],
                 pad_id=PAD_ID,
                 unk_id=UNK_ID,
                 bos_id=BOS_ID,
                 eos_id=EOS_ID,
                 num_threads=1,  # multi-threaded training is not bit-reproducible
-                input_sentence_size=0,  # already subsampled above
+                input_sentence_size=0,  # already sampled by write_input
                 shuffle_input_sentence=False,
-                max_sentence_length=max_sentence_length,
                 minloglevel=2,  # quiet: errors only
-                **extra_options,
+                **extra,
             )
         except RuntimeError as err:
             msg = str(err).splitlines()[0]
             if "Vocabulary size too high" in msg or "vocab_size" in msg.lower():
                 detail = msg.split("] ", 1)[-1]
                 raise DataError(
-                    f"vocab_size={vocab_size} is too large for {len(lines)} training sentences: "
+                    f"vocab_size={vocab_size} is too large for {n_lines} training sentences: "
                     f"{detail}"
                 ) from None
             raise DataError(f"sentencepiece training failed: {msg}") from None
         input_file.unlink()
+        _drop_paths(tmp_dir / "spm.model")
         (tmp_dir / "options.json").write_text(json.dumps(options, indent=1, default=str))
         _atomic_publish_dir(tmp_dir, final_dir)
     finally:
         if tmp_dir.exists():
             shutil.rmtree(tmp_dir, ignore_errors=True)
     return Tokenizer(final_dir / "spm.model")
+
+
+def train_or_load(
+    src_texts: Sequence[str],
+    tgt_texts: Sequence[str],
+    vocab_size: int,
+    cache_dir: Path,
+    **options: object,
+) -> Tokenizer:
+    """Train ONE joint model on source+target training text held in memory, or load it from
+    the cache (key: the texts and every option, see :func:`spm_options`)."""
+    opts = spm_options(vocab_size, **options)  # type: ignore[arg-type]
+    key_src = json.dumps(opts, sort_keys=True, default=str)
+    key = hashlib.sha256(
+        f"{hash_texts(src_texts)}:{hash_texts(tgt_texts)}:{key_src}".encode()
+    ).hexdigest()[:32]
+
+    def write_input(path: Path) -> int:
+        lines = [*src_texts, *tgt_texts]
+        keep = sample_rows(len(lines), opts["max_input_sentences"], opts["seed"])
+        if keep is not None:
+            lines = [lines[i] for i in keep]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return len(lines)
+
+    return load_or_train(key, opts, write_input, cache_dir)
 
 
 class EncodedTexts:
@@ -225,12 +276,53 @@ class EncodedTexts:
         return [self[i].tolist() for i in range(len(self))]
 
     @classmethod
+    def load(cls, directory: Path, side: str) -> EncodedTexts:
+        """Memory-map ``SIDE.ids`` and ``SIDE.offsets.npy`` (see :class:`EncodedWriter`): every
+        process on a node (DDP ranks, sweep trials) shares the page cache's one copy."""
+        offsets = np.load(Path(directory) / f"{side}.offsets.npy", mmap_mode="r")
+        ids = Path(directory) / f"{side}.ids"
+        if ids.stat().st_size == 0:  # np.memmap refuses an empty file
+            return cls(np.zeros(0, dtype=np.int32), offsets)
+        return cls(np.memmap(ids, dtype=np.int32, mode="r"), offsets)
+
+    @classmethod
     def from_lists(cls, seqs: Sequence[Sequence[int]]) -> EncodedTexts:
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         flat = np.fromiter((i for s in seqs for i in s), dtype=np.int32, count=int(offsets[-1]))
         return cls(flat, offsets)
+
+
+def as_arrays(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Id sequences -> (flat int32 ids, int64 lengths)."""
+    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    flat = np.fromiter(chain.from_iterable(seqs), dtype=np.int32, count=int(lengths.sum()))
+    return flat, lengths
+
+
+class EncodedWriter:
+    """Appends encoded chunks of one side to ``DIR/SIDE.ids`` (raw int32, the flat ids) and,
+    on :meth:`close`, writes ``DIR/SIDE.offsets.npy``; never holds more than a chunk's ids."""
+
+    def __init__(self, directory: Path, side: str) -> None:
+        self.directory, self.side = Path(directory), side
+        self._file = open(self.directory / f"{side}.ids", "wb")  # noqa: SIM115 (closed below)
+        self._lengths: list[np.ndarray] = []
+
+    def add(self, seqs: Sequence[Sequence[int]]) -> None:
+        self.add_arrays(*as_arrays(seqs))
+
+    def add_arrays(self, flat: np.ndarray, lengths: np.ndarray) -> None:
+        self._file.write(np.ascontiguousarray(flat, dtype=np.int32).tobytes())
+        self._lengths.append(lengths)
+
+    def close(self) -> None:
+        self._file.close()
+        lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int64)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        np.save(self.directory / f"{self.side}.offsets.npy", offsets)
 
 
 def encode_cached(tokenizer: Tokenizer, texts: Sequence[str], cache_dir: Path) -> EncodedTexts:

@@ -1,5 +1,6 @@
 """Score a saved checkpoint on a corpus split: per-wordpiece perplexity and sacreBLEU, as the
-run's own final evaluation computes them (``validate`` and ``test``)."""
+run's own final evaluation computes them (``validate`` and ``test``), and on request
+paper-style BLEU beside them."""
 
 from __future__ import annotations
 
@@ -62,9 +63,12 @@ def evaluate_checkpoint(
     corpus: str | None = None,
     split: str | None = None,
     precision: str | None = None,
+    paper_bleu: bool = False,
 ) -> dict[str, Any]:
     """Scores as the trial's own final evaluation computes them: by default in the precision
-    the model was trained in."""
+    the model was trained in. With ``paper_bleu`` the metrics add paper-style BLEU
+    (``bleu_paper``, ``bleu_paper_signature``), tokenised for the checkpoint's target language
+    (its ``data.tgt_lang``, whatever ``corpus``); the sacreBLEU keys stay as they are."""
     import torch
 
     from lit_transformer.precision import decode_precision as choose
@@ -74,8 +78,9 @@ def evaluate_checkpoint(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = choose(module.cfg.trainer.precision, precision, device)
     dm = checkpoint_datamodule(module, stage, data_root, corpus, split)
-    scores = module.score(scoring_trainer(precision), dm, stage, EvalPlan(beam, alpha))
-    return {
+    plan = EvalPlan(beam, alpha, paper_bleu=paper_bleu)
+    scores = module.score(scoring_trainer(precision), dm, stage, plan)
+    metrics: dict[str, Any] = {
         "checkpoint": str(ckpt),
         "stage": stage,
         "beam": beam,
@@ -86,3 +91,6 @@ def evaluate_checkpoint(
         "sentences": float(scores.sentences),
         "signature": scores.signature,
     }
+    if paper_bleu:
+        metrics |= {"bleu_paper": scores.bleu_paper, "bleu_paper_signature": scores.paper_signature}
+    return metrics

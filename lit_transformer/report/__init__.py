@@ -149,6 +149,14 @@ def _study_meta(study: optuna.Study, ablation, protocol: str) -> dict[str, str]:
     }
 
 
+def paper_bleu_meta(studies: list[optuna.Study], frames: list[pd.DataFrame]) -> dict[str, str]:
+    """The paper-style BLEU line with its signatures, for reports whose trials scored it."""
+    if not any("bleu_paper" in f for f in frames):
+        return {}
+    found = {r.paper_signature for s in studies for r in trial_records(s)} - {None}
+    return {"BLEU (paper-style)": ", ".join(sorted(found)) or "?"}
+
+
 def _labels(protocols: list[str], names: list[str]) -> list[str]:
     """Column labels: each study's protocol (with its name where two studies share one)."""
     if len(set(protocols)) == len(protocols):
@@ -207,6 +215,7 @@ def make_report(
         "data": f"{data.corpus} {data.src_lang}→{data.tgt_lang}, dev PPL and BLEU on its dev split"
         + (f" ({len(refs)} sentences)" if refs else ""),
         "BLEU": "sacreBLEU " + (", ".join(sorted(signatures)) or "?"),
+        **paper_bleu_meta(studies, frames),
         "caveat": "the paper's columns are its own figures (paper-scale models on WMT 2014 EN-DE, "
         "newstest2013, 100k steps); where scale or data differ, compare the direction of each "
         "row's change vs base, not absolute values",

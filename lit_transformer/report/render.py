@@ -28,6 +28,8 @@ from lit_transformer.report.stats import (
 )
 
 Labelled = list[tuple[str, Any]]
+# Dev BLEU as the paper computed it (bleu.paper_bleu), never mixed with the sacreBLEU columns.
+PAPER_BLEU = "dev BLEU (paper-style)"
 
 # Learning-curve plots, one per group (base drawn in each as the reference).
 CURVE_GROUPS = (("A", ("A",)), ("B", ("B",)), ("C", ("C",)), ("D", ("D",)), ("E+big", ("E", "big")))
@@ -126,6 +128,14 @@ def display_frame(tables: Labelled) -> pd.DataFrame:
         else:
             keys = [f"dev {name}", f"paper {name}", f"Δ {name} [95% CI]", f"paper Δ {name}"]
             cols |= {k: (ours | paper)[k] for k in [*keys, f"verdict {name}"]}
+    for label, f in tables:
+        if "bleu_paper" in f:  # only where trials scored it (decode.paper_bleu)
+            cols[f"{PAPER_BLEU}{_suffix(label, many)}"] = [
+                _pm(m, s, n)
+                for m, s, n in zip(
+                    f["bleu_paper"], f["bleu_paper_std"], f["bleu_paper_n"], strict=True
+                )
+            ]
     for label, f in tables:
         sfx = _suffix(label, many)
         cols[f"p (BLEU vs base){sfx}"] = [_fmt(v, 3) for v in f["p_value"]]

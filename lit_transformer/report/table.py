@@ -6,13 +6,15 @@ agrees with the paper's (raw sign, ``agree_*``) and the noise-aware verdict (``v
 the mean and 95% t interval of the per-seed paired differences to base, see
 :mod:`lit_transformer.report.stats`); the significance of our BLEU difference to base
 (sacreBLEU's paired bootstrap resampling on the dev hypotheses of matching seeds); steps and
-wall time. Rows that are missing, running or failed stay in the table with their state and
-reason. :func:`summary` adds verdict counts and Spearman's ρ of our row values with the
-paper's, overall and per group.
+wall time; paper-style dev BLEU (``bleu_paper``, :func:`lit_transformer.bleu.paper_bleu`)
+where trials scored it. Rows that are missing, running or failed stay in the table with their
+state and reason. :func:`summary` adds verdict counts and Spearman's ρ of our row values with
+the paper's, overall and per group.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,8 @@ from lit_transformer.sweep.status import STATE_RANK, all_params
 SIGNIFICANCE_LEVEL = 0.05
 BOOTSTRAP_SAMPLES = 1000
 METRICS = ("ppl", "bleu")
+# A trial's paper-style dev BLEU and its signature (result.json, decode.paper_bleu).
+PAPER_KEY, PAPER_SIG = "dev_bleu_paper", "bleu_paper_signature"
 # Groups with a rank correlation of their own (each with the base row, the centre of its sweep).
 CORRELATION_GROUPS = ("A", "B", "C", "D", "E")
 
@@ -55,6 +59,8 @@ class TrialRecord:
     out_dir: str | None
     reason: str
     protocol: str | None = None  # the trial's own record (None: a trial from before it)
+    dev_bleu_paper: float | None = None  # runs with decode.paper_bleu only
+    paper_signature: str | None = None
 
 
 def trial_records(study: optuna.Study) -> list[TrialRecord]:
@@ -79,11 +85,27 @@ def trial_records(study: optuna.Study) -> list[TrialRecord]:
             reason=ua.get("fail_reason", ""),
             protocol=ua.get("protocol"),
         )
+        if t.state == TrialState.COMPLETE:
+            paper = paper_bleu_of(ua)
+            rec.dev_bleu_paper, rec.paper_signature = paper.get(PAPER_KEY), paper.get(PAPER_SIG)
         key = (rec.row, rec.seed)
         r = STATE_RANK.get(t.state, 0)
         if key not in best or r > best[key][0]:
             best[key] = (r, rec)
     return [rec for _, rec in best.values()]
+
+
+def paper_bleu_of(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A trial's paper-style dev BLEU and its signature: from its user attributes, else from
+    its ``result.json`` (trials whose attributes do not carry them); {} when it has none."""
+    if attrs.get(PAPER_KEY) is not None:
+        return {k: attrs.get(k) for k in (PAPER_KEY, PAPER_SIG)}
+    path = Path(attrs["out_dir"]) / "result.json" if attrs.get("out_dir") else None
+    try:
+        result = json.loads(path.read_text(encoding="utf-8")) if path else {}
+    except (OSError, ValueError):
+        return {}
+    return {k: result[k] for k in (PAPER_KEY, PAPER_SIG) if result.get(k) is not None}
 
 
 def recorded_protocol(attrs: dict[str, Any]) -> str:
@@ -194,6 +216,8 @@ def build_table(study: optuna.Study, ablation: Ablation, refs: list[str] | None)
         done = [r for r in recs if r.state == "COMPLETE"]
         ppl_m, ppl_s = _mean_std([r.dev_ppl for r in done if r.dev_ppl is not None])
         bleu_m, bleu_s = _mean_std([r.dev_bleu for r in done if r.dev_bleu is not None])
+        paper = [r.dev_bleu_paper for r in done if r.dev_bleu_paper is not None]
+        paper_m, paper_s = _mean_std(paper)
         states = sorted({r.state for r in recs})
         status = "missing" if not recs else ("ok" if done else "/".join(states).lower())
         reasons = "; ".join(sorted({r.reason for r in recs if r.reason}))
@@ -216,9 +240,14 @@ def build_table(study: optuna.Study, ablation: Ablation, refs: list[str] | None)
                 "status": status,
                 "reason": reasons,
                 "p_value": significance(records, arow.id, refs) if done else None,
+                "bleu_paper": paper_m,
+                "bleu_paper_std": paper_s,
+                "bleu_paper_n": len(paper),
             }
         )
     frame = pd.DataFrame(rows)
+    if not frame["bleu_paper_n"].any():  # no trial scored it: the table stays as it was
+        frame = frame.drop(columns=["bleu_paper", "bleu_paper_std", "bleu_paper_n"])
     base = frame[frame["row"] == "base"].iloc[0] if (frame["row"] == "base").any() else None
     for metric in ("ppl", "bleu"):
         ours = frame[metric] - (base[metric] if base is not None else float("nan"))

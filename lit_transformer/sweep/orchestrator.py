@@ -164,7 +164,7 @@ def trial_params(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
         trial.study._storage.get_trial(trial._trial_id)  # noqa: SLF001
     )
     number = trial.number if original is None else original
-    params["seed"] = spec.seeds[number % len(spec.seeds)]
+    params["seed"] = spec.hpo_seed(number)
     return params
 
 
@@ -489,6 +489,9 @@ class Worker:
                 "checkpoint",
                 "resumed_from",
                 "bleu_signature",
+                "dev_bleu_paper",
+                "test_bleu_paper",
+                "bleu_paper_signature",
                 "git_commit",
                 "status",
                 "dev_hypotheses",

@@ -93,6 +93,17 @@ class SweepSpec:
         # (or read while running) has complete tables rather than complete rows.
         return [(row, seed) for seed in self.seeds for row in self.rows]
 
+    def hpo_seed(self, number: int) -> int:
+        """The seed of an hpo study's trial ``number``: the seeds in turn."""
+        return self.seeds[number % len(self.seeds)]
+
+    @property
+    def trials(self) -> list[tuple[str, int]]:
+        """(row, seed) of every trial the study runs, in the order they are created."""
+        if self.kind == "grid":
+            return self.grid
+        return [(self.rows[0], self.hpo_seed(n)) for n in range(self.n_trials)]
+
     def trial_overrides(self, params: dict[str, Any]) -> dict[str, Any]:
         """Config patch of one trial: the spec's overrides, the budget, sampled values."""
         budget = self.budget_overrides(params.get("row"))

@@ -12,8 +12,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lit_transformer.config import ConfigError
+
+if TYPE_CHECKING:
+    from lit_transformer.sweep.spec import SweepSpec
 
 
 @dataclass
@@ -29,6 +33,9 @@ class SweepOptions:
     status: bool = False
     threads: int | None = None
     child: bool = False  # a worker process started by a multi-worker sweep
+    plan: bool = False  # print the trials and their cost, run nothing (sweep/plan.py)
+    tokens_per_s: float | None = None  # the plan's target tokens/s per device
+    bench: str | None = None  # or a result file of gpu-check / bench train holding it
 
 
 def sweep_command(o: SweepOptions, redacted_url: str) -> str:
@@ -69,10 +76,34 @@ def placement(spec, workers: int) -> list[str | None]:
     return worker_gpus(workers, spec.devices, host_gpus())
 
 
+def load_for(o: SweepOptions) -> SweepSpec:
+    """The spec with the command line's ``--devices`` and ``--seeds`` in place of its own."""
+    from lit_transformer.sweep.spec import load_spec
+
+    spec = load_spec(o.spec)
+    if o.devices:
+        spec.devices = o.devices
+    if o.seeds:
+        spec.seeds = o.seeds
+    return spec
+
+
+def print_plan(o: SweepOptions) -> int:
+    """``--plan``: the trials and what they cost, with no storage, data or torch."""
+    from lit_transformer.sweep.plan import format_plan, plan_study
+
+    spec = load_for(o)
+    print(format_plan(plan_study(spec, o.study_name, o.tokens_per_s, o.bench)))
+    return 0
+
+
 def run_sweep(o: SweepOptions) -> int:
     """Run the study's trials until none is left, then print its rows × seeds table."""
+    if o.plan:
+        return print_plan(o)
+    if o.tokens_per_s is not None or o.bench is not None:
+        raise ConfigError("--tokens-per-s and --bench go with --plan")
     from lit_transformer.sweep.orchestrator import Worker, default_workers, record_provenance
-    from lit_transformer.sweep.spec import load_spec
     from lit_transformer.sweep.status import format_status, status_table
     from lit_transformer.sweep.storage import (
         STORAGE_ENV,
@@ -82,11 +113,7 @@ def run_sweep(o: SweepOptions) -> int:
         redact,
     )
 
-    spec = load_spec(o.spec)
-    if o.devices:
-        spec.devices = o.devices
-    if o.seeds:
-        spec.seeds = o.seeds
+    spec = load_for(o)
     name = o.study_name or spec.study
     run_dir = Path(o.run_dir)
     url = o.storage or os.environ.get(STORAGE_ENV) or default_storage(run_dir, name)

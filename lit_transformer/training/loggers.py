@@ -162,7 +162,17 @@ def define_metrics(loggers: list[Logger]) -> None:
         run.define_metric("val/bleu", summary="max")
 
 
-FINAL_KEYS = ("dev_ppl", "dev_bleu", "dev_loss", "test_bleu", "test_ppl", "steps", "params")
+FINAL_KEYS = (
+    "dev_ppl",
+    "dev_bleu",
+    "dev_loss",
+    "test_bleu",
+    "test_ppl",
+    "steps",
+    "params",
+    "dev_bleu_paper",  # with decode.paper_bleu only
+    "test_bleu_paper",
+)
 
 
 def finish_wandb(loggers: list[Logger], result: dict[str, Any]) -> None:

@@ -3,7 +3,9 @@
 Training: label-smoothed cross-entropy, Adam(0.9, 0.98, 1e-9), the warm-up/inverse-sqrt
 schedule stepped per optimizer step. Validation: per-wordpiece perplexity (unsmoothed NLL) and
 corpus BLEU (sacreBLEU) over hypotheses gathered from every rank (rule *corpus BLEU*,
-ARCHITECTURE.md). Test: beam search with the run's ``decode`` settings and sacreBLEU.
+ARCHITECTURE.md). Test: beam search with the run's ``decode`` settings and sacreBLEU. A plan
+with ``paper_bleu`` also scores paper-style BLEU (:func:`lit_transformer.bleu.paper_bleu`) in
+the target language of the run's config (``data.tgt_lang``).
 
 What an evaluation does is an :class:`EvalPlan`, what it found an :class:`EvalResult`:
 ``module.score(trainer, datamodule, stage, plan)`` runs one and returns the other. Without a
@@ -24,7 +26,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 
-from lit_transformer.bleu import corpus_bleu
+from lit_transformer.bleu import corpus_bleu, paper_bleu
 from lit_transformer.config import RunConfig
 from lit_transformer.decoding.beam import DECODE_BATCH_TOKENS, beam_search
 from lit_transformer.model.transformer import Transformer, count_parameters
@@ -38,13 +40,15 @@ class DivergenceError(RuntimeError):
 
 @dataclass(frozen=True)
 class EvalPlan:
-    """One evaluation: decode with ``beam`` and length penalty ``alpha`` for BLEU (``bleu``),
-    and/or score the references teacher-forced for loss and perplexity (``nll``)."""
+    """One evaluation: decode with ``beam`` and length penalty ``alpha`` for BLEU (``bleu``;
+    with ``paper_bleu`` paper-style BLEU too), and/or score the references teacher-forced for
+    loss and perplexity (``nll``)."""
 
     beam: int
     alpha: float
     nll: bool = True
     bleu: bool = True
+    paper_bleu: bool = False
 
 
 @dataclass
@@ -60,6 +64,8 @@ class EvalResult:
     bleu: float | None = None
     signature: str | None = None
     hypotheses: dict[int, str] | None = None  # detokenised, by sentence index
+    bleu_paper: float | None = None  # paper-style BLEU, when the plan asked for it
+    paper_signature: str | None = None
 
 
 def build_adam(
@@ -170,6 +176,7 @@ class LitTransformer(L.LightningModule):
             # Sources wait until there are DECODE_BATCH_TOKENS of them: see _decode_pending.
             self._val["pending"].append(batch["src"])
             self._val["decode"] = (plan.beam, plan.alpha)
+            self._val["paper_bleu"] = plan.paper_bleu
             if sum(src.numel() for src in self._val["pending"]) >= DECODE_BATCH_TOKENS:
                 self._decode_pending()
 
@@ -228,6 +235,10 @@ class LitTransformer(L.LightningModule):
             result.bleu, result.signature = score.score, score.signature
             result.hypotheses = dict(zip(order, detok, strict=True))
             metrics[f"{prefix}/bleu"] = score.score
+            if self._val.get("paper_bleu"):
+                paper = paper_bleu(detok, [refs[i] for i in order], self.cfg.data.tgt_lang)
+                result.bleu_paper, result.paper_signature = paper.score, paper.signature
+                metrics[f"{prefix}/bleu_paper"] = paper.score
         metrics[f"{prefix}/sentences"] = float(len(by_index))
         for key, value in metrics.items():
             self.log(key, value, sync_dist=False, rank_zero_only=False)

@@ -12,6 +12,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,14 @@ def build_datamodule(cfg: RunConfig, seed: int) -> TranslationDataModule:
         num_workers=d.num_workers,
         max_len=d.max_len,
         max_eval_sentences=d.max_eval_sentences,
+        train=d.train,
+        dev=d.dev,
+        test=d.test,
+        tests=d.tests,
+        clean_empty=d.clean_empty,
+        clean_max_words=d.clean_max_words,
+        clean_ratio=d.clean_ratio,
+        tokenizer_sentences=d.tokenizer_sentences,
     )
 
 
@@ -173,17 +182,26 @@ def resolve_run_precision(cfg: RunConfig) -> str:
 
 def checkpointing(tr: Any, ckpt_dir: Path) -> ModelCheckpoint:
     """Periodic checkpoints (for averaging), with ``last.ckpt`` (what a retried trial resumes
-    from) refreshed at each; without periodic ones, at each validation and epoch end."""
+    from) refreshed at each; without periodic ones, at each validation and epoch end.
+
+    Periodic means every ``checkpoint_every_minutes`` of wall time (the paper's 10-minute
+    interval; Lightning's ``train_time_interval``, decided on rank 0 for all ranks), else every
+    ``checkpoint_every_n_steps``, else at each step-based validation."""
+    minutes = tr.checkpoint_every_minutes
     every = tr.checkpoint_every_n_steps or (
         tr.val_check_interval if isinstance(tr.val_check_interval, int) else None
     )
-    if not every:
+    if minutes:
+        trigger: dict[str, Any] = {"train_time_interval": timedelta(minutes=minutes)}
+    elif every:
+        trigger = {"every_n_train_steps": every}
+    else:
         return ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)
     return ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="step{step:07d}",
         auto_insert_metric_name=False,
-        every_n_train_steps=every,
+        **trigger,
         save_top_k=max(tr.keep_checkpoints, tr.average_last, 1),
         monitor="step",
         mode="max",
@@ -211,26 +229,32 @@ def final_evaluation(
 ) -> dict[str, Any]:
     """Dev perplexity and BLEU of the final weights with the paper's decoder (``decode``),
     the dev hypotheses (``dev.hyp``, for paired significance tests between rows) and test
-    BLEU; the final checkpoint ``model.ckpt``."""
+    BLEU; with ``decode.paper_bleu`` paper-style BLEU beside each (``dev_bleu_paper``,
+    ``test_bleu_paper``, ``bleu_paper_signature``); the final checkpoint ``model.ckpt``."""
     out, d = spec.out_dir, spec.config.decode
     # When training ended with a validation of these very weights (one at the last step, or
     # the one Lightning adds at a time-budget or pruning stop), keep its dev loss: decode only.
     last = module.results.get("val")
     known = last is not None and last.loss_step == trainer.global_step
-    dev = module.score(trainer, dm, "validate", EvalPlan(d.beam, d.alpha, nll=not known))
+    plan = EvalPlan(d.beam, d.alpha, nll=not known, paper_bleu=d.paper_bleu)
+    dev = module.score(trainer, dm, "validate", plan)
     result: dict[str, Any] = {
         "dev_ppl": dev.ppl,
         "dev_loss": dev.loss,
         "dev_bleu": dev.bleu,
         "bleu_signature": dev.signature,
     }
+    if d.paper_bleu:
+        result.update(dev_bleu_paper=dev.bleu_paper, bleu_paper_signature=dev.paper_signature)
     if trainer.is_global_zero and dev.hypotheses:
         text = "".join(dev.hypotheses.get(i, "") + "\n" for i in range(len(dm.dev_refs)))
         (out / "dev.hyp").write_text(text, encoding="utf-8")
         result["dev_hypotheses"] = str((out / "dev.hyp").resolve())
     if spec.test and getattr(dm, "test_refs", None):
-        test = module.score(trainer, dm, "test", EvalPlan(d.beam, d.alpha))
+        test = module.score(trainer, dm, "test", EvalPlan(d.beam, d.alpha, paper_bleu=d.paper_bleu))
         result.update(test_bleu=test.bleu, test_ppl=test.ppl)
+        if d.paper_bleu:
+            result["test_bleu_paper"] = test.bleu_paper
     final_ckpt = out / "model.ckpt"
     trainer.save_checkpoint(final_ckpt)
     result["checkpoint"] = str(final_ckpt.resolve())
@@ -256,8 +280,10 @@ def average_and_score(
         "averaged_checkpoint": str(avg_path.resolve()),
     }
     if spec.test and getattr(dm, "test_refs", None):
-        test = module.score(trainer, dm, "test", EvalPlan(d.beam, d.alpha))
+        test = module.score(trainer, dm, "test", EvalPlan(d.beam, d.alpha, paper_bleu=d.paper_bleu))
         result["test_bleu_averaged"] = test.bleu
+        if d.paper_bleu:
+            result["test_bleu_averaged_paper"] = test.bleu_paper
     return result
 
 
@@ -281,6 +307,8 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
     dm = build_datamodule(cfg, spec.seed)
     dm.prepare_data()
     dm.setup("fit")
+    if dm.clean_rules.active and is_rank_zero():
+        print(dm.clean_counts.summary(dm.clean_rules), file=sys.stderr, flush=True)
     module = build_module(cfg, dm)
     if cfg.trainer.compile:
         module.model.compile()  # in place: parameter names (and checkpoints) stay the same
@@ -293,6 +321,7 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
         "data_hash": dm.data_hash,
         "tokenizer_hash": dm.tokenizer.sha256,
         "precision": cfg.trainer.precision,  # as resolved: what ran
+        "train_pairs": dm.clean_counts.to_dict(),  # read, kept, removed by each cleaning rule
     }
     run_name = f"{spec.row}/seed{spec.seed}" if spec.row else f"seed{spec.seed}"
     tr = cfg.trainer

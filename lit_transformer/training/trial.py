@@ -123,5 +123,10 @@ def summary(result: dict[str, Any]) -> str:
         )
     if result.get("bleu_signature"):
         lines.append(f"sacreBLEU {result['bleu_signature']}")
+    if result.get("dev_bleu_paper") is not None:
+        test = result.get("test_bleu_paper")
+        dev = f"paper-style BLEU: dev {result['dev_bleu_paper']:.2f}"
+        lines.append(dev + (f"  test {test:.2f}" if test is not None else ""))
+        lines.append(result["bleu_paper_signature"])  # "paper-style: moses-tok(de, …)…"
     lines.append(f"result: {Path(result['checkpoint']).parent / 'result.json'}")
     return "\n".join(lines)

@@ -45,7 +45,7 @@ def test_print_config_shows_the_rows_merged_config(capsys):
     cfg = yaml.safe_load(out)
     assert cfg["model"]["heads"] == 1 and cfg["model"]["d_k"] == 256  # the row's change
     assert cfg["model"]["dropout"] == 0.2  # the option on top
-    assert cfg["decode"] == {"beam": 4, "alpha": 0.6, "max_len_b": 50}
+    assert cfg["decode"] == {"beam": 4, "alpha": 0.6, "max_len_b": 50, "paper_bleu": False}
     assert RunConfig.from_dict(cfg).model.heads == 1  # it reads back
 
 
@@ -110,3 +110,6 @@ def test_decode_config_is_the_one_source_of_the_decoding_defaults():
     assert RunConfig().decode == DecodeConfig()
     with pytest.raises(ConfigError, match="decode.beam"):
         RunConfig.from_dict({"decode": {"beam": 0}})
+    assert not DECODE.paper_bleu  # sacreBLEU alone unless asked
+    with pytest.raises(ConfigError, match="decode.paper_bleu must be true or false, got 'yes'"):
+        RunConfig.from_dict({"decode": {"paper_bleu": "yes"}})

@@ -3,6 +3,7 @@ tiny synthetic studies (no training: trials are added to SQLite studies directly
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
@@ -127,6 +128,7 @@ rows:
   - {id: big, group: big, changes: big, paper: {dev_ppl: 4.33, dev_bleu: 26.4}}
 """
 BASE = {1: (5.0, 30.0), 2: (5.2, 30.4), 3: (4.8, 29.6)}
+PAPER_SIG = "paper-style: moses-tok(de, sacremoses 0.2.0)+compound-split, multi-bleu (…)"
 # Per row: the per-seed differences to base (PPL, BLEU). Seeds missing are not run.
 STEPS_DIFFS = {
     "A-h1": {1: (0.5, -1.0), 2: (0.6, -1.2), 3: (0.5, -0.9)},  # agrees, agrees
@@ -166,7 +168,10 @@ def _study(
     diffs: dict,
     runs: Path,
     trial_protocol: dict | None = None,
+    paper: float | None = None,
 ) -> optuna.Study:
+    """``paper``: each trial also scored paper-style BLEU, its sacreBLEU + ``paper``: in its
+    user attributes for seeds 1 and 2, in its ``result.json`` only for seed 3."""
     study = optuna.create_study(study_name=name, storage=url)
     study.set_user_attr("ablation", str(ablation))
     study.set_user_attr("budget", budget)
@@ -186,6 +191,12 @@ def _study(
         attrs = {"dev_bleu": bleu, "params": 1_000_000, "steps": 30, "out_dir": str(out_dir)}
         if trial_protocol is not None:
             attrs["protocol"] = trial_protocol.get((row, seed), protocol)
+        if paper is not None:
+            scored = {"dev_bleu_paper": bleu + paper, "bleu_paper_signature": PAPER_SIG}
+            if seed == 3:
+                (out_dir / "result.json").write_text(json.dumps(scored))
+            else:
+                attrs |= scored
         study.add_trial(
             optuna.trial.create_trial(
                 params={"row": row, "seed": seed},
@@ -322,3 +333,35 @@ def test_columns_are_labelled_by_protocol_and_by_name_where_two_share_one():
         "equal steps: a",
         "equal steps: b",
     ]
+
+
+def test_paper_style_bleu_has_its_own_column_only_where_trials_scored_it(world):
+    from lit_transformer.ablation import load_ablation
+    from lit_transformer.report.render import PAPER_BLEU, display_frame
+
+    ablation = load_ablation(world["ablation"])
+    plain = _study(world["url"], "plain", world["ablation"], {"steps": 30}, {}, world["runs"])
+    frame = build_table(plain, ablation, None)
+    assert "bleu_paper" not in frame  # a study without it reports as before
+    assert PAPER_BLEU not in display_frame([("", frame)])
+
+    diffs = {"A-h1": STEPS_DIFFS["A-h1"]}
+    study = _study(
+        world["url"], "paper", world["ablation"], {"steps": 30}, diffs, world["runs"], paper=0.75
+    )
+    frame = build_table(study, ablation, None).set_index("row")
+    # Seeds 1 and 2 from the user attributes, seed 3 from result.json: all three found.
+    assert frame.loc["base", "bleu_paper_n"] == 3 and frame.loc["big", "bleu_paper_n"] == 0
+    assert frame.loc["base", "bleu_paper"] == pytest.approx(30.0 + 0.75)
+    assert frame.loc["A-h1", "bleu_paper"] == pytest.approx(30.0 - 3.1 / 3 + 0.75)  # base + mean Δ
+    assert frame.loc["base", "bleu"] == pytest.approx(30.0)  # sacreBLEU untouched
+    shown = display_frame([("", frame.reset_index())]).set_index("row")
+    assert shown.loc["base", PAPER_BLEU] == "30.75 ± 0.40 (n=3)"
+    assert shown.loc["big", PAPER_BLEU] == ""
+
+    out = world["tmp"] / "paper-report"
+    make_report(world["url"], "paper", out, wandb="disabled")
+    md = (out / "table3.md").read_text()
+    assert f"| {PAPER_BLEU} " in md and "30.75 ± 0.40 (n=3)" in md
+    assert f"- BLEU (paper-style): {PAPER_SIG}" in md
+    assert "bleu_paper" in pd.read_csv(out / "table3.csv").columns

@@ -53,3 +53,37 @@ def test_bench_claims_completes_every_trial_once(tmp_path, capsys):
         t.params.get("seed", t.system_attrs["fixed_params"]["seed"]) for t in study.trials
     )
     assert seeds == list(range(12)) and {t.state.name for t in study.trials} == {"COMPLETE"}
+
+
+def test_bench_data_stages_on_a_small_synthetic_corpus(data_root, tmp_path):
+    """The stages `bench data` runs in fresh processes, here in-process on 3,000 pairs: the
+    synthetic corpus has the planted empty and over-long pairs, and each stage measures."""
+    import gzip
+    import time
+
+    from lit_transformer.bench import data as bench
+
+    prefix = bench.synthetic_corpus(data_root, tmp_path / "syn" / "train", 3000)
+    with gzip.open(f"{prefix}.de.gz", "rt") as f:
+        de = f.read().split("\n")[:-1]
+    with gzip.open(f"{prefix}.en.gz", "rt") as f:
+        en = f.read().split("\n")[:-1]
+    assert len(en) == len(de) == 3000 and de[499] == "" and len(en[1000].split()) > 250
+    opts = {
+        "data_root": str(data_root),
+        "prefix": str(prefix),
+        "cache": str(tmp_path / "cache"),
+        "vocab_size": 300,
+        "tokenizer_sentences": 2000,
+        "max_tokens": 512,
+        "spawned": time.time(),
+    }
+    prepared = bench.stage_prepare(opts)
+    removed = prepared["pairs"]["removed"]
+    assert removed["empty"] == 6 and removed["too_long"] == 1  # pairs 499 + 500k; 1000
+    assert prepared["pairs"]["kept"] == 3000 - sum(removed.values())
+    assert set(prepared["timings_s"]) == {"hash_s", "scan_s", "tokenizer_s", "encode_s"}
+    restart = bench.stage_restart(opts)
+    assert restart["pairs"] == prepared["pairs"]["kept"] and restart["batches"] > 1
+    ranks = [bench.stage_rank({**opts, "rank": r, "world": 2}) for r in range(2)]
+    assert all(r["ids_bytes"] > 0 and "anonymous" in r["added"] for r in ranks)

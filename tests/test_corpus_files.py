@@ -188,6 +188,11 @@ def test_user_corpus_from_files_trains_and_tests(
     assert main(["test", "--ckpt", ckpt, "--split", "news", "--beam", "1"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["sentences"] == 7 and 0 <= metrics["bleu"] <= 100
+    # Files the run never named, scored by path: the same 7 pairs give the same BLEU.
+    (own / "again.tsv").write_text((own / "news.tsv").read_text())
+    assert main(["test", "--ckpt", ckpt, "--split", str(own / "again.tsv"), "--beam", "1"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["sentences"] == 7 and again["bleu"] == metrics["bleu"]
 
 
 def test_part_files() -> None:

@@ -18,7 +18,11 @@ def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("--ckpt", required=True)
     p.add_argument("--data-root", help="data root (default: $LIT_TRANSFORMER_DATA)")
     p.add_argument("--corpus", help="corpus (default: the one it was trained on)")
-    p.add_argument("--split", help="split or role (default: dev for validate, test for test)")
+    p.add_argument(
+        "--split",
+        help="split or role (default: dev for validate, test for test), or files to score: a "
+        "path prefix of PREFIX.{src,tgt}[.gz] or a .tsv[.gz] file",
+    )
     decode_options(p)
     decode_precision_option(p)
     p.add_argument(

@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 
 from lit_transformer.config import DECODE
+from lit_transformer.data.corpora import is_tsv, parse_named
 from lit_transformer.data.datamodule import TranslationDataModule
 from lit_transformer.decoding.translate import load_module
 from lit_transformer.training.module import EvalPlan
@@ -32,6 +33,10 @@ def checkpoint_datamodule(
         cfg.data.data_root = data_root
     if corpus:
         cfg.data.corpus = corpus
+    if split and ("/" in split or is_tsv(split)):
+        # A path: score those files (a prefix or TSV) as a test set named after them.
+        cfg.data.tests = {**parse_named(cfg.data.tests), "files": split}
+        split = "files"
     dm = build_datamodule(cfg, seed=0)
     if split:
         dm.hparams["dev_split" if stage == "validate" else "test_split"] = split

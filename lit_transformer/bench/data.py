@@ -97,7 +97,7 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _datamodule(opts: dict, world: int = 1, rank: int = 0):  # noqa: ANN202
+def _datamodule(opts: dict):  # noqa: ANN202
     from lit_transformer.data.datamodule import TranslationDataModule
 
     return TranslationDataModule(

@@ -142,9 +142,8 @@ def _sampled_input(stream: _Stream, kept: int, opts: dict):  # noqa: ANN202 (a c
 
     def write_input(path: Path) -> int:
         rows = sample_rows(2 * kept, opts["max_input_sentences"], opts["seed"])
-        take = np.ones(2 * kept, dtype=bool) if rows is None else np.zeros(2 * kept, bool)
-        if rows is not None:
-            take[rows] = True
+        take = np.zeros(2 * kept, dtype=bool)
+        take[slice(None) if rows is None else rows] = True
         src_lines: list[str] = []
         tgt_lines: list[str] = []
         for i, (s, t) in enumerate(stream.pairs()):

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +33,28 @@ def git_commit() -> str:
 
 
 def write_text_atomic(text: str, path: Path) -> None:
-    """``path`` holds the old text or the new one, never half of either."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """``path`` holds the old text or the new one, never half of either; concurrent writers
+    (ranks, workers) each write their own temp file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Rename a finished temp file or directory into place. If a concurrent process got there
+    first, its copy (built from the same inputs) stays and ours is removed."""
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if not final.exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:

@@ -41,6 +41,7 @@ from lit_transformer.data.tokenizer import (
     sample_rows,
     spm_options,
 )
+from lit_transformer.provenance import publish, write_json_atomic
 
 CHUNK = 50_000  # pairs per encoding call: big enough for SentencePiece's threads, small in RAM
 
@@ -107,32 +108,14 @@ class _Stream:
             yield src, tgt
 
 
-def _publish(tmp: Path, final: Path) -> None:
-    """Rename a finished temp file/dir into place; a concurrent winner's identical copy stays."""
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        if not final.exists():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
-
-
 def _scan(stream: _Stream, path: Path) -> CleanCounts:
     if path.is_file():
         return CleanCounts.from_dict(json.loads(path.read_text()))
     counts = CleanCounts()
     for _ in stream.pairs(counts):
         pass
-    _write_json(path, counts.to_dict())
+    write_json_atomic(counts.to_dict(), path)
     return counts
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    _publish(Path(tmp), path)
 
 
 def _sampled_input(stream: _Stream, kept: int, opts: dict):  # noqa: ANN202 (a closure)
@@ -210,7 +193,7 @@ def _encode(stream: _Stream, tok: Tokenizer, final: Path, n_procs: int) -> Clean
         src.close()
         tgt.close()
         (tmp / "clean.json").write_text(json.dumps(counts.to_dict(), indent=1))
-        _publish(tmp, final)
+        publish(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

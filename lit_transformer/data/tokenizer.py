@@ -27,6 +27,7 @@ import numpy as np
 import sentencepiece as spm
 
 from lit_transformer.data.corpora import DataError
+from lit_transformer.provenance import publish
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
@@ -109,16 +110,6 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer({str(self._model_path)!r}, vocab_size={self.vocab_size})"
-
-
-def _atomic_publish_dir(tmp_dir: Path, final_dir: Path) -> None:
-    """Rename a finished temp dir into place; if another process got there first, keep theirs."""
-    try:
-        os.rename(tmp_dir, final_dir)
-    except OSError:
-        if not (final_dir / "spm.model").is_file():
-            raise
-        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def spm_options(
@@ -219,7 +210,7 @@ def load_or_train(
         input_file.unlink()
         _drop_paths(tmp_dir / "spm.model")
         (tmp_dir / "options.json").write_text(json.dumps(options, indent=1, default=str))
-        _atomic_publish_dir(tmp_dir, final_dir)
+        publish(tmp_dir, final_dir)
     finally:
         if tmp_dir.exists():
             shutil.rmtree(tmp_dir, ignore_errors=True)

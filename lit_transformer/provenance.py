@@ -32,12 +32,17 @@ def git_commit() -> str:
         return "unknown"
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: os.umask can only be read by setting it
+
+
 def write_text_atomic(text: str, path: Path) -> None:
     """``path`` holds the old text or the new one, never half of either; concurrent writers
     (ranks, workers) each write their own temp file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; keep what a plain write makes
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)

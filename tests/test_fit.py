@@ -79,6 +79,9 @@ def test_fit_writes_the_trial_contract(trained):
     assert ckpts == ["step0000010.ckpt", "step0000015.ckpt", "step0000020.ckpt"]
     assert result["averaged_checkpoints"] == 3
     assert Path(result["averaged_checkpoint"]).is_file()
+    # The dev curve, by optimizer step (validation every 10 of the 20 steps), as the study keeps it.
+    curve = result["dev_curve"]
+    assert [p[0] for p in curve] == [10, 20] and all(p[1] > 1 and p[2] >= 0 for p in curve)
 
 
 def test_metrics_logged_to_csv_and_wandb_offline(trained):

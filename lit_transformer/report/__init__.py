@@ -10,7 +10,7 @@ import pandas as pd
 
 from lit_transformer.ablation import load_ablation
 from lit_transformer.config import ConfigError
-from lit_transformer.report.render import holds_lines, log_to_wandb, write_all
+from lit_transformer.report.render import CURVES_FILE, holds_lines, log_to_wandb, write_all
 from lit_transformer.report.table import (
     build_table,
     recorded_protocol,
@@ -18,6 +18,7 @@ from lit_transformer.report.table import (
     summary,
     trial_records,
 )
+from lit_transformer.training.curve import dev_curve
 
 
 def _dev_refs(ablation) -> list[str] | None:
@@ -34,33 +35,43 @@ def _dev_refs(ablation) -> list[str] | None:
     return refs[: d.max_eval_sentences] if d.max_eval_sentences else refs
 
 
-def learning_curves(study: optuna.Study) -> pd.DataFrame:
-    """Every completed trial's dev curve from its ``csv/metrics.csv``: one line per row × seed
-    × validation step, columns ``row, seed, step, ppl, bleu`` (``bleu`` NaN where the trial
-    logged no ``val/bleu``). Trials whose log is gone are left out."""
+CURVE_COLUMNS = ["study", "row", "seed", "step", "ppl", "bleu"]
+
+
+def kept_curves(out: Path | None, study_name: str) -> pd.DataFrame:
+    """The curves an earlier report of ``study_name`` wrote to ``out/curves.csv``: what is left
+    of trials whose run directories stayed on another machine and that predate ``dev_curve``."""
+    path = out / CURVES_FILE if out else None
+    if not (path and path.is_file()):
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    kept = pd.read_csv(path)
+    return kept[kept["study"] == study_name] if set(CURVE_COLUMNS) <= set(kept) else kept.iloc[:0]
+
+
+def learning_curves(study: optuna.Study, out: Path | None = None) -> pd.DataFrame:
+    """Every completed trial's dev curve: one line per row × seed × validation step, columns
+    ``study, row, seed, step, ppl, bleu`` (``bleu`` NaN where the trial logged no ``val/bleu``).
+
+    Each trial's curve comes from its ``dev_curve`` user attribute (recorded with the study),
+    else its run directory's ``csv/metrics.csv``, else the curves an earlier report kept in
+    ``out/curves.csv``; a trial with none of them is left out."""
+    kept = kept_curves(out, study.study_name)
     parts = []
     for rec in sorted(trial_records(study), key=lambda r: (r.row, r.seed)):
-        if rec.state != "COMPLETE" or not rec.out_dir:
+        if rec.state != "COMPLETE":
             continue
-        path = Path(rec.out_dir) / "csv" / "metrics.csv"
-        if not path.is_file():
+        curve = rec.dev_curve or (dev_curve(Path(rec.out_dir) / "csv") if rec.out_dir else [])
+        if curve:
+            part = pd.DataFrame(curve, columns=["step", "ppl", "bleu"])
+        else:
+            part = kept.loc[(kept["row"] == rec.row) & (kept["seed"] == rec.seed)]
+            part = part[["step", "ppl", "bleu"]]
+        if part.empty:
             continue
-        m = pd.read_csv(path)
-        if "val/ppl" not in m or "step" not in m:
-            continue
-        m = m.dropna(subset=["val/ppl"])
-        part = pd.DataFrame(
-            {
-                "row": rec.row,
-                "seed": rec.seed,
-                "step": m["step"].astype(int),
-                "ppl": m["val/ppl"].astype(float),
-                "bleu": m["val/bleu"].astype(float) if "val/bleu" in m else float("nan"),
-            }
-        )
-        parts.append(part.drop_duplicates(subset=["step"], keep="last"))
+        part = part.assign(study=study.study_name, row=rec.row, seed=rec.seed)
+        parts.append(part.astype({"step": int, "ppl": float, "bleu": float})[CURVE_COLUMNS])
     if not parts:
-        return pd.DataFrame(columns=["row", "seed", "step", "ppl", "bleu"])
+        return pd.DataFrame(columns=CURVE_COLUMNS)
     return pd.concat(parts, ignore_index=True)
 
 
@@ -227,7 +238,7 @@ def make_report(
     from lit_transformer.sweep.spec import EQUAL_STEPS
 
     which = protocols.index(EQUAL_STEPS) if EQUAL_STEPS in protocols else 0
-    long = learning_curves(studies[which])
+    long = learning_curves(studies[which], out)
     written = write_all(
         list(zip(labels, frames, strict=True)),
         list(zip(labels, summaries, strict=True)),

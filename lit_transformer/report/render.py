@@ -53,6 +53,9 @@ VERDICT_RULE = (
 )
 
 
+CURVES_FILE = "curves.csv"  # the learning curves, long: read back by the next report
+
+
 def _fmt(v: Any, digits: int = 2, signed: bool = False) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
@@ -461,6 +464,9 @@ def write_all(
     written = []
     _csv_frame(tables).to_csv(out / "table3.csv", index=False, float_format="%.4f")
     written.append(out / "table3.csv")
+    if not long.empty:  # kept for the next report, which may not see the run directories
+        long.to_csv(out / CURVES_FILE, index=False, float_format="%.4f")
+        written.append(out / CURVES_FILE)
     pngs = plots(tables, lowest_seed(long), out)
     curve_pngs = group_curve_plots(long, groups, curves_label or tables[0][0], out)
     written += pngs + curve_pngs

@@ -61,6 +61,7 @@ class TrialRecord:
     protocol: str | None = None  # the trial's own record (None: a trial from before it)
     dev_bleu_paper: float | None = None  # runs with decode.paper_bleu only
     paper_signature: str | None = None
+    dev_curve: list | None = None  # [step, ppl, bleu] per validation, as the study recorded it
 
 
 def trial_records(study: optuna.Study) -> list[TrialRecord]:
@@ -84,6 +85,7 @@ def trial_records(study: optuna.Study) -> list[TrialRecord]:
             out_dir=ua.get("out_dir"),
             reason=ua.get("fail_reason", ""),
             protocol=ua.get("protocol"),
+            dev_curve=ua.get("dev_curve"),
         )
         if t.state == TrialState.COMPLETE:
             paper = paper_bleu_of(ua)

@@ -496,6 +496,7 @@ class Worker:
                 "status",
                 "dev_hypotheses",
                 "precision",
+                "dev_curve",
             ):
                 if result.get(key) is not None:
                     trial.set_user_attr(key, result[key])

@@ -27,6 +27,7 @@ from lit_transformer.precision import resolve as resolve_precision
 from lit_transformer.provenance import git_commit, is_rank_zero, write_json_atomic
 from lit_transformer.training.average import average_checkpoints, find_checkpoints, save_atomic
 from lit_transformer.training.budget import TrainingTimeBudget
+from lit_transformer.training.curve import dev_curve
 from lit_transformer.training.loggers import (
     build_loggers,
     define_metrics,
@@ -383,6 +384,7 @@ def run_fit(spec: RunSpec) -> dict[str, Any]:
         for lg in loggers:
             lg.save()
         join_metrics(out / "csv")
+        result["dev_curve"] = dev_curve(out / "csv")
         write_json_atomic(result, out / "result.json")
         finish_wandb(loggers, result)
     return result

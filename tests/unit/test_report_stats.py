@@ -146,7 +146,8 @@ TIME_DIFFS = {
 
 
 def _metrics_csv(path: Path, final_ppl: float, final_bleu: float) -> None:
-    """A Lightning CSV log: train lines without val columns, a validation every 10 steps."""
+    """A Lightning CSV log: train lines without val columns, a validation every 10 steps
+    (logged, as Lightning does, under the step before it)."""
     lines = []
     for step in range(5, 35, 5):
         if step % 10:
@@ -154,7 +155,7 @@ def _metrics_csv(path: Path, final_ppl: float, final_bleu: float) -> None:
         else:
             k = 30 / step
             lines.append(
-                {"epoch": 0, "step": step, "val/ppl": final_ppl * k, "val/bleu": final_bleu / k}
+                {"epoch": 0, "step": step - 1, "val/ppl": final_ppl * k, "val/bleu": final_bleu / k}
             )
     path.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(lines).to_csv(path / "metrics.csv", index=False)
@@ -312,7 +313,7 @@ def test_learning_curves_mean_over_seeds(world):
 
     study = _study(world["url"], "s", world["ablation"], {"steps": 30}, STEPS_DIFFS, world["runs"])
     long = learning_curves(study)
-    assert set(long.columns) == {"row", "seed", "step", "ppl", "bleu"}
+    assert set(long.columns) == {"study", "row", "seed", "step", "ppl", "bleu"}
     assert sorted(long["step"].unique()) == [10, 20, 30]  # validation lines only
     base = long[long["row"] == "base"]
     assert base.groupby("step")["ppl"].mean()[30] == pytest.approx(5.0)
@@ -320,6 +321,44 @@ def test_learning_curves_mean_over_seeds(world):
     # PPL 1.5× → 1× the final value over the last interval: −33.3%.
     assert conv.loc["base", "PPL change over last interval (%)"] == "-33.3"
     assert conv.loc["base", "last step"] == "30" and conv.loc["base", "seeds"] == 3
+
+
+def test_curves_outlive_the_run_directories(world, tmp_path):
+    """A study moved to another machine leaves its run directories behind: a trial's curve then
+    comes from its ``dev_curve`` attribute, else from the curves.csv an earlier report kept (of
+    this study only), and a trial with neither is left out."""
+    import shutil
+
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+
+    from lit_transformer.report import learning_curves
+
+    study = _study(world["url"], "s", world["ablation"], {"steps": 30}, STEPS_DIFFS, world["runs"])
+    out = tmp_path / "report"
+    make_report(world["url"], "s", out, ablation_path=str(world["ablation"]), wandb="disabled")
+    before = pd.read_csv(out / "curves.csv")
+    assert len(before) == 3 * len(study.trials)  # 3 validations per trial
+    shutil.rmtree(world["runs"])  # the run directories stay behind
+    assert learning_curves(study).empty
+    again = learning_curves(study, out)
+    pd.testing.assert_frame_equal(again, before, check_dtype=False)
+
+    # A trial that recorded its curve in the study needs neither; another study's kept curves
+    # are not this one's.
+    other = optuna.create_study(study_name="other", storage=world["url"])
+
+    def add(seed: int, **attrs) -> None:
+        dists = {"row": CategoricalDistribution(["base"]), "seed": CategoricalDistribution([1, 2])}
+        params = {"row": "base", "seed": seed}
+        other.add_trial(create_trial(params=params, distributions=dists, value=5.0, **attrs))
+
+    add(1, user_attrs={"dev_curve": [[10, 9.0, 20.0], [20, 6.0, None]]})
+    got = learning_curves(other, out)
+    assert got[["step", "ppl"]].values.tolist() == [[10, 9.0], [20, 6.0]]
+    assert got["bleu"].isna().tolist() == [False, True] and set(got["study"]) == {"other"}
+    add(2)
+    assert set(learning_curves(other, out)["seed"]) == {1}  # study s's base seed 2 is not its
 
 
 def test_columns_are_labelled_by_protocol_and_by_name_where_two_share_one():

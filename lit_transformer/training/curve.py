@@ -14,7 +14,8 @@ Curve = list[list[float | None]]
 
 def dev_curve(csv_dir: Path) -> Curve:
     """``[step, ppl, bleu]`` per validation in ``csv_dir/metrics.csv``, by step (``bleu`` None
-    where the run logged no ``val/bleu``; a step validated twice keeps its last row); [] when the
+    where the run logged no ``val/bleu``; a step validated twice keeps its last
+    PPL, and its last BLEU where the last validation decoded none); [] when the
     file is missing or holds no validation.
 
     ``step`` is the optimizer steps the model had trained: Lightning validates before it counts
@@ -29,5 +30,6 @@ def dev_curve(csv_dir: Path) -> Curve:
                 continue
             bleu = r.get("val/bleu")
             step = int(r["step"]) + 1
-            by_step[step] = [step, float(r["val/ppl"]), float(bleu) if bleu else None]
+            before = by_step.get(step, [step, None, None])
+            by_step[step] = [step, float(r["val/ppl"]), float(bleu) if bleu else before[2]]
     return [by_step[s] for s in sorted(by_step)]

@@ -140,7 +140,13 @@ def _ablation_of(study: optuna.Study, ablation_path: str | None):
 def _study_meta(study: optuna.Study, ablation, protocol: str) -> dict[str, str]:
     """The lines that describe one study: what ran, under which budget, on what."""
     attrs = study.user_attrs
-    trials = [t for t in study.trials if t.datetime_start and t.datetime_complete]
+    # COMPLETE trials only: a stale trial failed when a later session claims work would
+    # otherwise stretch the span to that session with nothing trained in it.
+    trials = [
+        t
+        for t in study.trials
+        if t.state == optuna.trial.TrialState.COMPLETE and t.datetime_start and t.datetime_complete
+    ]
     span = (
         max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
         if trials
@@ -154,9 +160,11 @@ def _study_meta(study: optuna.Study, ablation, protocol: str) -> dict[str, str]:
         "budget per trial": _budget(attrs),
         "hardware": attrs.get("hardware", "?"),
         "precision": _precision(attrs, study),
-        "wall time": f"{span.total_seconds() / 3600:.2f} h (first trial start to last end)"
-        if span
-        else "?",
+        "wall time": (
+            f"{span.total_seconds() / 3600:.2f} h (first start to last end of COMPLETE trials)"
+            if span
+            else "?"
+        ),
     }
 
 

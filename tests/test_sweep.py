@@ -92,6 +92,8 @@ def assert_smoke_complete(url: str, name: str, rows: list[str] | None = None) ->
             t.user_attrs
         )
         assert t.value == pytest.approx(t.user_attrs["dev_ppl"])
+        # The machine each trial ran on: a study may move between machines.
+        assert "torch capability" in t.user_attrs["hardware"]
         # The dev curve travels with the study: validations at steps 2 and 4 (val_check 2).
         assert [p[0] for p in t.user_attrs["dev_curve"]] == [2, 4]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -158,14 +159,42 @@ def _study_meta(study: optuna.Study, ablation, protocol: str) -> dict[str, str]:
         "scale": f"{ablation.scale or '?'}: {ablation.description}".rstrip(": "),
         "protocol": protocol,
         "budget per trial": _budget(attrs),
-        "hardware": attrs.get("hardware", "?"),
+        "hardware": _hardware(attrs, trials),
         "precision": _precision(attrs, study),
         "wall time": (
-            f"{span.total_seconds() / 3600:.2f} h (first start to last end of COMPLETE trials)"
+            f"{span.total_seconds() / 3600:.2f} h (first start to last end of COMPLETE trials); "
+            f"their own durations sum to {_hours(trials):.2f} h"
             if span
             else "?"
         ),
     }
+
+
+def _hours(trials: list[optuna.trial.FrozenTrial]) -> float:
+    """Summed start-to-end hours of ``trials`` (parallel workers overlap, pauses count)."""
+    return sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials) / 3600
+
+
+def _hardware(attrs: dict[str, Any], trials: list[optuna.trial.FrozenTrial]) -> str:
+    """Each machine the COMPLETE trials ran on, with its trial count.
+
+    A study moves between machines (its pinned precision keeps the computation the same), so
+    the machine that created it need not be the one that ran a trial. Trials from workers that
+    did not record their machine are counted apart, beside the study's creating machine.
+    """
+    seen = Counter(t.user_attrs.get("hardware") for t in trials)
+    unrecorded = seen.pop(None, 0)
+    created = attrs.get("hardware", "?")
+    if not seen:
+        if not unrecorded:
+            return created
+        return f"{created} (where the study was created; its trials do not record their machine)"
+    parts = [f"{hw} ({n} trial{'s' * (n != 1)})" for hw, n in seen.most_common()]
+    if unrecorded:
+        parts.append(
+            f"{unrecorded} trial{'s' * (unrecorded != 1)} not recorded (study created on {created})"
+        )
+    return "; ".join(parts)
 
 
 def paper_bleu_meta(studies: list[optuna.Study], frames: list[pd.DataFrame]) -> dict[str, str]:

@@ -441,6 +441,7 @@ class Worker:
             "git_commit": git_commit(),
             "out_dir": str(out.resolve()),
             "host": socket.gethostname(),
+            "hardware": hardware(),
             "worker": f"{socket.gethostname()}:{os.getpid()}",
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             **(timing or {}),

@@ -31,6 +31,22 @@ def test_bench_train_compares_with_plain_pytorch():
     assert out["speedup_vs_plain"] > 0
 
 
+def test_bench_choices_times_each_choice_and_names_what_runs_here(monkeypatch, capsys):
+    from lit_transformer.model import cpu_kernels
+
+    monkeypatch.setenv(cpu_kernels.KERNELS_ENV, "decode_attention=sdpa")
+    cpu_kernels.choices.cache_clear()
+    try:
+        assert main(["bench", "choices", "--precision", "32", "--reps", "1", "--json"]) == 0
+    finally:
+        cpu_kernels.choices.cache_clear()
+    r = json.loads(capsys.readouterr().out)
+    assert r["precision"] == "32" and len(r["choices"]) == 5
+    assert all(c["ours_ms"] > 0 and c["alternative_ms"] > 0 for c in r["choices"].values())
+    assert r["kernels"]["decode_attention"] == r["kernels"][cpu_kernels.BF16_DECODE] == "sdpa"
+    assert r["kernels"]["attention"] == "matmul"
+
+
 def test_bench_batching_on_real_multi30k(data_root, capsys):
     out = bench_batching("multi30k", 8000, 2048, str(data_root))
     assert out["pairs"] == 29000 and 0.5 < out["real_token_fraction"] <= 1.0

@@ -157,8 +157,10 @@ def test_bad_specs_and_storage_are_one_line(tmp_path, tiny_spec_dir, env):
     shutil.copy(tiny_spec_dir / "tiny.yaml", tmp_path / "tiny.yaml")
     unknown = write_spec(tmp_path, "unknown", "rows: [base, Z-nope]\nbudget: {max_steps: 2}\n")
     good = write_spec(tmp_path, "good", "rows: [base]\nbudget: {max_steps: 2}\n")
+    why = write_spec(tmp_path, "why", "rows: [base]\nbudget: {steps: 2}\nbudget_why: 3\n")
     cases = [
         ((str(bad),), "unknown key(s) ['bogus']"),
+        ((str(why),), "budget_why must be a sentence saying how the budget was chosen"),
         ((str(unknown),), "unknown row 'Z-nope'"),
         (
             (str(good), "--storage", "postgresql://ann:s3cret@127.0.0.1:1/optuna"),
@@ -172,6 +174,49 @@ def test_bad_specs_and_storage_are_one_line(tmp_path, tiny_spec_dir, env):
         assert err.startswith("error: ") and message in err, err
         assert len(err.splitlines()) == 1 and "s3cret" not in err + proc.stdout
     assert redact("postgresql://ann:s3cret@h/db") == "postgresql://ann:***@h/db"
+
+
+def test_a_missing_data_root_is_one_line_before_any_trial(tmp_path, tiny_spec_dir, env):
+    spec = write_spec(tiny_spec_dir, "nodata", "rows: [base, A-h1]\nbudget: {steps: 2}\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        (
+            tmp_path / "nowhere",
+            f"{tmp_path}/nowhere: data root given by LIT_TRANSFORMER_DATA does not exist",
+        ),
+        (empty, f"{empty}/multi30k/train.en.gz: file not found"),
+    ]
+    for root, message in cases:
+        proc = sweep(
+            str(spec), "--run-dir", str(tmp_path), env={**env, "LIT_TRANSFORMER_DATA": str(root)}
+        )
+        err = proc.stderr.strip()
+        assert proc.returncode == 2 and err == f"error: {message}", err
+    assert not (tmp_path / "nodata.db").exists()  # no study, no trial FAILed
+
+
+def test_bad_input_in_a_trial_stops_the_worker_and_the_fixed_rerun_runs_it(
+    tmp_path, tiny_spec_dir, env, small_data_root
+):
+    """A trial that ends on bad input (exit status 2) stops its worker: every trial would fail
+    alike. Its pair is not done: the same command after the fix runs it again."""
+    body = "rows: [base, A-h1]\nseeds: [1]\nbudget: {steps: 2}\nbeam: 1\n"
+    bad = write_spec(tiny_spec_dir, "badinput", body + "overrides: {data: {max_len: 1}}\n")
+    env = {**env, "LIT_TRANSFORMER_DATA": str(small_data_root)}
+    proc = sweep(str(bad), "--run-dir", str(tmp_path), env=env, timeout=300)
+    err = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and err.startswith("error: trial 0 stopped on bad input: "), err
+    assert "max_len=1 drops every training pair" in err
+    url = f"sqlite:///{tmp_path / 'badinput.db'}"
+    states = [
+        (t.system_attrs["fixed_params"]["row"], t.state) for t in load(url, "badinput").trials
+    ]
+    assert states == [("base", TrialState.FAIL), ("A-h1", TrialState.WAITING)]  # never started
+    fixed = write_spec(tiny_spec_dir, "badinput", body)
+    again = sweep(str(fixed), "--run-dir", str(tmp_path), env=env, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert grid_counts(load(url, "badinput")) == Counter({("base", 1): 1, ("A-h1", 1): 1})
 
 
 def test_seeds_flag_runs_one_seed_first_and_a_rerun_adds_the_rest(

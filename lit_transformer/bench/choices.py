@@ -27,7 +27,8 @@ def _best_ms(fn: Any, reps: int) -> float:
 def bench_choices(precision: str = "auto", reps: int = 20) -> dict[str, Any]:
     """Each CPU-specific kernel choice of the package against the library's alternative, at
     the shapes of the CPU-scale base (d_model 256, h 4, batches of ~2,048 tokens), on this
-    machine: ``ours_ms`` / ``alternative_ms`` and their ratio (> 1: ours is faster).
+    machine: ``ours_ms`` / ``alternative_ms`` and their ratio (> 1: ours is faster), and under
+    ``kernels`` which of the two the package runs here (``model/cpu_kernels.py``).
 
     - attention: matmul–softmax–matmul (``model/attention.py``) vs SDPA
       (training fwd+bwd with a padding mask, causal fwd+bwd, one decoding query against 20 keys);
@@ -35,6 +36,7 @@ def bench_choices(precision: str = "auto", reps: int = 20) -> dict[str, Any]:
     - loss: the fused label-smoothed CE (``training/loss.py``) vs ``F.cross_entropy``, fwd+bwd.
     """
     from lit_transformer.model.attention import _cpu_attention
+    from lit_transformer.model.cpu_kernels import choices
     from lit_transformer.model.dropout import threshold_dropout
     from lit_transformer.precision import cpu_description, resolve
 
@@ -89,6 +91,7 @@ def bench_choices(precision: str = "auto", reps: int = 20) -> dict[str, Any]:
     cases["label-smoothed CE fwd+bwd (1280x8000)"] = (fused, plain)
     out: dict[str, Any] = {
         "cpu": cpu_description(),
+        "kernels": dict(choices()),  # what the package runs here (rules and override applied)
         "threads": torch.get_num_threads(),
         "precision": resolved,
         "precision_reason": why,

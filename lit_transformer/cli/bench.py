@@ -116,6 +116,7 @@ def _choices(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         raise ConfigError(f"--reps must be at least 1, got {args.reps}")
     r = bench_choices(args.precision, args.reps)
     lines = [f"{r['cpu']}, {r['threads']} threads, {r['precision']}"]
+    lines.append("runs here: " + ", ".join(f"{k}={v}" for k, v in r["kernels"].items()))
     for name, c in r["choices"].items():
         lines.append(
             f"{name}: ours {c['ours_ms']:.2f} ms, alternative {c['alternative_ms']:.2f} ms, "

@@ -23,9 +23,9 @@ from lit_transformer.model.cache import MemoryCache, SelfAttentionCache
 from lit_transformer.model.cpu_kernels import cpu_kernel
 
 
-# On CPU, attention is written out as matmul–softmax–matmul: faster than SDPA's CPU paths in
-# training and decoding on AVX-512 CPUs, and as fast in training and faster in decoding on AVX2
-# CPUs (model/cpu_kernels.py, BENCHMARKS.md). GPUs take SDPA's fused kernels.
+# On CPU, attention is written out as matmul–softmax–matmul: faster than SDPA's CPU paths, or
+# as fast, on every CPU measured, but for bf16 decoding on AMX CPUs, where SDPA is faster
+# (model/cpu_kernels.py, BENCHMARKS.md). GPUs take SDPA's fused kernels.
 def _causal_bias(t: int, device: torch.device) -> Tensor:
     return torch.full((t, t), float("-inf"), device=device).triu_(1)
 
@@ -53,7 +53,7 @@ def scaled_dot_product_attention(
 ) -> Tensor:
     """softmax(Q Kᵀ / √d_k + mask) V; ``mask`` bool (True = attend) or additive float."""
     if q.device.type == "cpu":
-        if cpu_kernel("decode_attention" if q.size(-2) == 1 else "attention") == "matmul":
+        if cpu_kernel("decode_attention" if q.size(-2) == 1 else "attention", q.dtype) == "matmul":
             return _cpu_attention(q, k, v, mask, dropout_p, is_causal)
     return F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal

@@ -76,16 +76,29 @@ def learning_curves(study: optuna.Study, out: Path | None = None) -> pd.DataFram
     return pd.concat(parts, ignore_index=True)
 
 
-def _budget(attrs: dict[str, Any]) -> str:
-    """The per-trial budget the sweep recorded (older studies: read from their spec file)."""
-    budget = attrs.get("budget")
-    if budget is None and attrs.get("spec"):
-        try:
-            from lit_transformer.sweep.spec import load_spec
+def _spec_value(attrs: dict[str, Any], key: str) -> Any:
+    """What the sweep recorded under ``key``; a study from before it did: its spec file's
+    value, where the file is here (None otherwise)."""
+    if key in attrs or not attrs.get("spec"):
+        return attrs.get(key)
+    from lit_transformer.sweep.spec import load_spec
 
-            budget = load_spec(attrs["spec"]).budget
-        except (ConfigError, OSError):
-            return "?"
+    try:
+        return getattr(load_spec(attrs["spec"]), key)
+    except (ConfigError, OSError):
+        return None
+
+
+def _budget(attrs: dict[str, Any]) -> str:
+    """The per-trial budget the sweep recorded, and how it was chosen (``budget_why``)."""
+    budget = _spec_value(attrs, "budget")
+    why = _spec_value(attrs, "budget_why")
+    return _budget_text(budget, attrs) + (f". Chosen: {why}" if why else "")
+
+
+def _budget_text(budget: dict[str, Any] | None, attrs: dict[str, Any]) -> str:
+    if budget is None:
+        return "?"
     if not budget:
         return "each row's own trainer.max_steps" if budget == {} else "?"
     # Studies from before the option existed ran on Lightning's max_time: validation counted.

@@ -30,6 +30,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from lit_transformer.config import ConfigError, TrainerConfig
+from lit_transformer.errors import EXIT_USAGE
 from lit_transformer.provenance import git_commit
 from lit_transformer.sweep.launch import TrialLauncher
 from lit_transformer.sweep.samplers import build_pruner, build_sampler
@@ -62,14 +63,14 @@ def enqueue_grid(study: optuna.Study, spec: SweepSpec) -> int:
     """Enqueue each row × seed that no trial covers yet (call under the study lock).
 
     A pair is covered by any trial that is WAITING, RUNNING or COMPLETE, or that ended with a
-    recorded reason (diverged, crashed): those are results, not work to redo. A trial FAILed
-    by a stale heartbeat is covered by the retry its callback enqueued."""
+    result of its own (:func:`is_result`). A trial FAILed by a stale heartbeat is covered by
+    the retry its callback enqueued; one FAILed by bad input is run again."""
     covered = set()
     for t in study.get_trials(deepcopy=False):
         key = _key(t)
         if key is None:
             continue
-        if t.state != TrialState.FAIL or "fail_reason" in t.user_attrs:
+        if t.state != TrialState.FAIL or is_result(t):
             covered.add(key)
     added = 0
     for row, seed in spec.grid:
@@ -79,11 +80,19 @@ def enqueue_grid(study: optuna.Study, spec: SweepSpec) -> int:
     return added
 
 
+def is_result(t: optuna.trial.FrozenTrial) -> bool:
+    """Whether a FAILed trial's end is a finding about the trial (it diverged or crashed: its
+    ``fail_reason``), not work to redo. Two kinds of FAIL are work to redo: a stale heartbeat
+    (no reason; the retry callback re-enqueues it) and bad input, a trial that exited with
+    the user-error status (a missing data root, a bad value): its reason says what to fix, and
+    the run after the fix runs it, so a wrong environment never marks a grid done."""
+    reason = t.user_attrs.get("fail_reason")
+    return reason is not None and not reason.startswith(f"exit code {EXIT_USAGE}:")
+
+
 def _hpo_budget_left(study: optuna.Study, spec: SweepSpec) -> int:
     used = sum(
-        1
-        for t in study.get_trials(deepcopy=False)
-        if t.state != TrialState.FAIL or "fail_reason" in t.user_attrs
+        1 for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL or is_result(t)
     )
     return spec.n_trials - used
 
@@ -196,6 +205,8 @@ def record_provenance(study: optuna.Study, spec: SweepSpec, command: str) -> Non
             counts = False
         study.set_user_attr("budget_counts_validation", counts)
         study.set_user_attr("command", command)
+    if spec.budget_why and attrs.get("budget_why") != spec.budget_why:
+        study.set_user_attr("budget_why", spec.budget_why)  # the spec's words, as they are now
     commands = attrs.get("commands") or [attrs.get("command", command)]
     if command not in commands:
         study.set_user_attr("commands", [*commands, command])
@@ -380,6 +391,14 @@ class Worker:
                     "(its heartbeat was late): its retry runs it, this worker goes on",
                     file=sys.stderr,
                     flush=True,
+                )
+            elif ended[1] == EXIT_USAGE:
+                # Bad input fails every trial alike: stop here rather than fail the rest.
+                attrs = self.storage.get_trial(trial._trial_id).user_attrs  # noqa: SLF001
+                reason = attrs["fail_reason"].split("error: ", 1)[-1]
+                raise ConfigError(
+                    f"trial {trial.number} stopped on bad input: {reason} (fix it and run the "
+                    "same command again: it runs this trial again)"
                 )
             done += 1
 

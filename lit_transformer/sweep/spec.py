@@ -7,7 +7,8 @@ Two kinds:
   Optuna ``sampler`` and ``pruner`` on dev loss, for ``n_trials`` trials (seeds cycle).
 
 Common keys: ``study`` (default name), ``ablation`` (path, relative to the repository root or
-the spec), ``budget`` (below), ``overrides`` (config patch for every trial), ``devices`` per
+the spec), ``budget`` (below) and ``budget_why`` (how it was chosen, one sentence, shown in the
+study's report), ``overrides`` (config patch for every trial), ``devices`` per
 trial, ``beam`` for the final evaluation, ``test`` (also score the test set), ``max_retry`` for
 trials whose worker died.
 
@@ -39,6 +40,7 @@ _KEYS = {
     "seeds",
     "row",
     "budget",
+    "budget_why",
     "overrides",
     "devices",
     "beam",
@@ -71,6 +73,7 @@ class SweepSpec:
     pruner: dict[str, Any] = field(default_factory=dict)
     n_trials: int = 0
     search_space: dict[str, dict[str, Any]] = field(default_factory=dict)
+    budget_why: str | None = None  # how the budget was chosen, for the report's header
 
     @property
     def protocol(self) -> str:
@@ -202,6 +205,9 @@ def load_spec(path: str | Path) -> SweepSpec:
     for row in rows:
         ablation.row(str(row))  # unknown row -> one clear line
     budget = _check_budget(path, raw.get("budget") or {})  # absent: each row's own max_steps
+    why = raw.get("budget_why")
+    if why is not None and not (isinstance(why, str) and why.strip()):
+        raise ConfigError(f"{path}: budget_why must be a sentence saying how the budget was chosen")
     spec = SweepSpec(
         path=path,
         study=str(raw.get("study", path.stem)),
@@ -219,6 +225,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         pruner=raw.get("pruner") or {"name": "none"},
         n_trials=int(raw.get("n_trials", 0)),
         search_space=raw.get("search_space") or {},
+        budget_why=" ".join(why.split()) if why else None,
     )
     if kind == "hpo":
         if spec.n_trials <= 0:

@@ -97,6 +97,24 @@ def print_plan(o: SweepOptions) -> int:
     return 0
 
 
+def check_data(spec: SweepSpec) -> None:
+    """Find each row's data files (train, dev and test, as a trial reads them) before any
+    trial is claimed: a missing data root is then one line here, not a FAILed trial per
+    row × seed. Trials run in this directory with this environment, so they resolve the data
+    root as this does."""
+    from lit_transformer.data.corpora import get_corpus, resolve_data_root, split_parts, with_files
+
+    seen = set()
+    for row in spec.rows:
+        d = spec.ablation.row_config(row, spec.trial_overrides({"row": row})).data
+        key = (d.data_root, d.corpus, d.train, d.dev, d.test, d.src_lang, d.tgt_lang)
+        if key not in seen:
+            seen.add(key)
+            corpus = with_files(get_corpus(d.corpus), d.train, d.dev, d.test)
+            for role in ("train", "dev", "test")[: 2 + (corpus.test is not None)]:
+                split_parts(resolve_data_root(d.data_root), corpus, role, d.src_lang, d.tgt_lang)
+
+
 def run_sweep(o: SweepOptions) -> int:
     """Run the study's trials until none is left, then print its rows × seeds table."""
     if o.plan:
@@ -124,6 +142,7 @@ def run_sweep(o: SweepOptions) -> int:
     for flag, value in (("--workers", o.workers), ("--threads", o.threads)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be a positive integer, got {value}")
+    check_data(spec)
     workers = o.workers or default_workers(spec.devices, spec.protocol)
     threads = o.threads or max(1, (os.cpu_count() or 1) // (workers * spec.devices))
     gpus = placement(spec, workers) if workers > 1 else [None]  # before any study exists

@@ -24,13 +24,27 @@ def kernels(monkeypatch):
 
 def test_the_override_wins_over_the_defaults(kernels):
     kernels("")
-    assert cpu_kernels.choices() == cpu_kernels.DEFAULTS
+    assert {k: cpu_kernels.choices()[k] for k in cpu_kernels.DEFAULTS} == cpu_kernels.DEFAULTS
     kernels("attention=matmul, dropout=threshold")
     assert cpu_kernels.cpu_kernel("attention") == "matmul"
     assert cpu_kernels.cpu_kernel("dropout") == "threshold"
     kernels("attention=flash")
     with pytest.raises(ConfigError, match="bad entry 'attention=flash'"):
         cpu_kernels.choices()
+
+
+@pytest.mark.parametrize("amx", [True, False], ids=["amx", "no-amx"])
+def test_bf16_decoding_takes_sdpa_on_an_amx_cpu_only(kernels, monkeypatch, amx):
+    monkeypatch.setattr(cpu_kernels, "has_amx_bf16", lambda: amx)
+    kernels("")
+    bf16 = "sdpa" if amx else "matmul"
+    assert cpu_kernels.cpu_kernel("decode_attention", torch.bfloat16) == bf16
+    assert cpu_kernels.cpu_kernel("decode_attention", torch.float32) == "matmul"
+    assert cpu_kernels.cpu_kernel("attention", torch.bfloat16) == "matmul"  # training: matmul
+    kernels("decode_attention=matmul")  # the override holds in every dtype
+    assert cpu_kernels.cpu_kernel("decode_attention", torch.bfloat16) == "matmul"
+    kernels("decode_attention=sdpa")
+    assert cpu_kernels.cpu_kernel("decode_attention", torch.float32) == "sdpa"
 
 
 def _attend(choice: str, kernels, causal: bool) -> tuple[torch.Tensor, torch.Tensor]:

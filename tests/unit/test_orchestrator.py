@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import optuna
 from optuna.trial import TrialState
 
-from lit_transformer.sweep.orchestrator import claim
+from lit_transformer.sweep.orchestrator import claim, enqueue_grid
 
 
 def test_a_retried_trial_is_claimed_before_older_waiting_ones(tmp_path):
@@ -41,3 +41,21 @@ def test_a_retry_with_its_checkpoints_here_goes_before_one_without(tmp_path):
     assert first.suggest_categorical("row", ["A-h4", "A-h32"]) == "A-h32"
     second = claim(study, SimpleNamespace(kind="grid"), resumable)
     assert second.suggest_categorical("row", ["A-h4", "A-h32"]) == "A-h4"
+
+
+def test_a_trial_failed_by_bad_input_is_run_again_a_diverged_one_is_not(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="s")
+    grid = SimpleNamespace(grid=[("base", 1), ("A-h1", 1), ("A-h4", 1)])
+    assert enqueue_grid(study, grid) == 3
+    reasons = [  # in the grid's order, which ask() takes
+        "exit code 2: error: no data root found: pass --data-root DIR or set ...",
+        "diverged: loss is nan at step 12",
+        "exit code 1: Traceback (most recent call last):",
+    ]
+    for reason in reasons:
+        trial = study.ask()
+        trial.set_user_attr("fail_reason", reason)
+        study.tell(trial, state=TrialState.FAIL)
+    assert enqueue_grid(study, grid) == 1  # only the pair that failed on bad input
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"]["row"] for t in waiting] == ["base"]

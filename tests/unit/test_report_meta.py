@@ -1,6 +1,7 @@
 """The report's header lines: wall time over COMPLETE trials, and the machines they ran on."""
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import optuna
@@ -75,3 +76,28 @@ def test_trials_that_did_not_record_their_machine_are_counted_apart() -> None:
         == f"{ZEN3} (where the study was created; its trials do not record their machine)"
     )
     assert _meta_of(created=None)["hardware"] == "?"
+
+
+def test_the_budget_line_says_how_the_budget_was_chosen(tmp_path) -> None:
+    study = optuna.create_study()
+    study.set_user_attr("budget", {"steps": 3000, "row_scale": {"big": 3}})
+    study.set_user_attr("budget_why", "base is within 1.5 BLEU of its plateau there.")
+    meta = _study_meta(study, SimpleNamespace(scale="cpu", description=""), "equal steps")
+    assert meta["budget per trial"] == (
+        "3000 optimizer steps per row (big ×3). "
+        "Chosen: base is within 1.5 BLEU of its plateau there."
+    )
+    # A study recorded before budget_why existed: its spec file says it, where it is here.
+    spec = tmp_path / "s.yaml"
+    ablation = Path(__file__).resolve().parents[2] / "ablations" / "table3-cpu-small.yaml"
+    spec.write_text(
+        f"ablation: {ablation}\nbudget: {{minutes: 5}}\n"
+        "budget_why: >-\n  as the older\n  study had it\n"
+    )
+    older = optuna.create_study()
+    older.set_user_attr("spec", str(spec))
+    meta = _study_meta(older, SimpleNamespace(scale="cpu", description=""), "equal steps")
+    assert meta["budget per trial"] == (
+        "5 min of training steps per row (validation not counted). "
+        "Chosen: as the older study had it"
+    )

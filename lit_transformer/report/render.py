@@ -558,7 +558,8 @@ PAGE_CSS = (
 )
 
 # Sort on a header's click (numbers by value, the rest as text), filter rows by any text; a
-# link's fragment sets both (#filter=A-&sort=dev%20PPL), so a view can be shared.
+# link's fragment sets both (#filter=A-&sort=dev%20PPL), so a view can be shared; beside a
+# second study a bare name sorts the first protocol's column ("dev PPL (equal steps)").
 PAGE_JS = """
 const t=document.querySelector('table.results'),f=document.getElementById('filter');
 const num=s=>{const m=s.replace(/,/g,'').match(/^[+-]?\\d+(\\.\\d+)?/);
@@ -576,7 +577,8 @@ for(const th of t.tHead.rows[0].cells)th.onclick=()=>sort(th,
 f.oninput=filter;
 const h=new URLSearchParams(location.hash.slice(1));
 if(h.get('filter')){f.value=h.get('filter');filter();}
-if(h.get('sort')){const th=[...t.tHead.rows[0].cells].find(c=>c.textContent===h.get('sort'));
+if(h.get('sort')){const k=h.get('sort'),hs=[...t.tHead.rows[0].cells];
+ const th=hs.find(c=>c.textContent===k)||hs.find(c=>c.textContent.startsWith(k+' ('));
  if(th)sort(th,h.get('dir')||'ascending');}
 """
 

@@ -159,6 +159,12 @@ def parse_named(spec: str | Mapping[str, str | Sequence[str]] | None) -> dict[st
     return named
 
 
+def has_test(corpus: Corpus, test_split: str = "test") -> bool:
+    """Whether a run reads a test split: a named one, or the corpus's ``test`` role if it has
+    one (a user corpus may give train and dev files only)."""
+    return test_split != "test" or corpus.test is not None
+
+
 def with_files(
     corpus: Corpus,
     train: str | Sequence[str] | None = None,

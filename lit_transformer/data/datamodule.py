@@ -26,6 +26,7 @@ from lit_transformer.data.corpora import (
     DataError,
     cache_root,
     get_corpus,
+    has_test,
     hash_files,
     load_split,
     resolve_data_root,
@@ -152,7 +153,7 @@ class TranslationDataModule(L.LightningDataModule):
         return Path(self.hparams.cache_dir).expanduser() if self.hparams.cache_dir else cache_root()
 
     def _has_test(self) -> bool:
-        return self.hparams.test_split != "test" or self.corpus.test is not None
+        return has_test(self.corpus, self.hparams.test_split)
 
     def _load(self, stage: str | None = None) -> None:
         """Read text, build the tokenizer, encode (all cached); shared by prepare_data/setup.

@@ -102,7 +102,13 @@ def check_data(spec: SweepSpec) -> None:
     trial is claimed: a missing data root is then one line here, not a FAILed trial per
     row × seed. Trials run in this directory with this environment, so they resolve the data
     root as this does."""
-    from lit_transformer.data.corpora import get_corpus, resolve_data_root, split_parts, with_files
+    from lit_transformer.data.corpora import (
+        get_corpus,
+        has_test,
+        resolve_data_root,
+        split_parts,
+        with_files,
+    )
 
     seen = set()
     for row in spec.rows:
@@ -111,7 +117,7 @@ def check_data(spec: SweepSpec) -> None:
         if key not in seen:
             seen.add(key)
             corpus = with_files(get_corpus(d.corpus), d.train, d.dev, d.test)
-            for role in ("train", "dev", "test")[: 2 + (corpus.test is not None)]:
+            for role in ("train", "dev", "test")[: 2 + has_test(corpus)]:  # as the trial reads
                 split_parts(resolve_data_root(d.data_root), corpus, role, d.src_lang, d.tgt_lang)
 
 

@@ -12,7 +12,25 @@ import sys
 from collections.abc import Callable
 
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(BaseException):  # noqa: N818 - named like KeyboardInterrupt, its sibling
+    """SIGTERM, raised where the process is (:func:`raise_on_sigterm`), so that it unwinds as
+    on Ctrl-C and can say what it was doing (a sweep worker tells the study) before it goes."""
+
+
+def raise_on_sigterm() -> None:
+    """From now on SIGTERM raises :class:`Terminated` in the main thread; a second SIGTERM
+    while the first unwinds is ignored, so that the unwinding finishes."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 class UserError(ValueError):
@@ -33,3 +51,6 @@ def exit_code_of(command: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print("error: stopped by SIGTERM", file=sys.stderr)
+        return EXIT_TERMINATED

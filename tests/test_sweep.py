@@ -340,25 +340,44 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["killed", "interrupted"])
-def test_killed_worker_is_resumed_from_checkpoint(
-    sig, tmp_path, tiny_spec_dir, env, small_data_root
-):
-    """A worker that dies (SIGKILL) or stops on an exception (Ctrl-C) takes its trial with it;
-    the re-run retries the trial from its last checkpoint."""
+def stop_sweep(
+    spec_dir: Path, name: str, run_dir: Path, env: dict, data_root: Path
+) -> tuple[list[str], dict]:
+    """A sweep of two 400-step trials that checkpoint every 5 steps, to stop mid-way: its
+    command (no ``--workers`` yet) and environment."""
     spec = write_spec(
-        tiny_spec_dir,
-        "kill",
+        spec_dir,
+        name,
         "rows: [base, A-h1]\nseeds: [1]\nbudget: {max_steps: 400}\nbeam: 1\n"
         "overrides:\n  trainer: {checkpoint_every_n_steps: 5, val_check_interval: 200}\n",
     )
     run_env = {
         **os.environ,
         **env,
-        "LIT_TRANSFORMER_DATA": str(small_data_root),
+        "LIT_TRANSFORMER_DATA": str(data_root),
         "WANDB_MODE": "disabled",
     }
-    cmd = [sys.executable, "-m", "lit_transformer", "sweep", str(spec), "--run-dir", str(tmp_path)]
+    cmd = [sys.executable, "-m", "lit_transformer", "sweep", str(spec)]
+    return [*cmd, "--run-dir", str(run_dir)], run_env
+
+
+STOPS = {
+    "worker-killed": "SIGKILL to the worker: it cannot tell the study; its trial goes stale",
+    "worker-interrupted": "SIGINT to the worker (Ctrl-C)",
+    "group-terminated": "SIGTERM to the worker's process group (`kill -- -PGID`, a session end)",
+    "trial-terminated": "SIGTERM to the trial and its fork server only; the worker goes on",
+}
+
+
+@pytest.mark.parametrize("stop", list(STOPS))
+def test_a_stopped_trial_is_retried_from_its_checkpoint_not_counted(
+    stop, tmp_path, tiny_spec_dir, env, small_data_root
+):
+    """However a running trial is stopped from outside, it is not a result: its pair is run
+    again and resumes from the trial's last checkpoint. A worker that can say so (every stop
+    but SIGKILL) marks the trial ``interrupted`` (no ``fail_reason``, which would count as a
+    result) and enqueues its retry at once."""
+    cmd, run_env = stop_sweep(tiny_spec_dir, "kill", tmp_path, env, small_data_root)
     cmd += ["--workers", "1"]
     worker = subprocess.Popen(
         cmd,
@@ -369,43 +388,118 @@ def test_killed_worker_is_resumed_from_checkpoint(
         # A test run started in the background (nohup, `cmd &`) inherits SIGINT ignored, and
         # Python then never turns Ctrl-C into KeyboardInterrupt: give the worker the default.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        start_new_session=True,  # its own process group, as a sweep started with setsid
     )
-
-    def running_with_checkpoint() -> str | None:
-        for ckpt in (tmp_path / "kill").glob("*/seed1/checkpoints/last.ckpt"):
-            if not (ckpt.parents[1] / "result.json").exists():
-                return ckpt.parents[2].name
-        return None
-
-    deadline = time.time() + 300
-    while (killed := running_with_checkpoint()) is None and time.time() < deadline:
-        time.sleep(0.2)
-    assert killed, "no trial wrote a checkpoint"
-    trial_procs = descendants(worker.pid)  # the fork server and the trial it forked
-    assert trial_procs
-    worker.send_signal(sig)
-    assert worker.wait(timeout=180) != 0  # generous: a loaded machine is slow to unwind
-    deadline = time.time() + 20
-    while (
-        alive := [p for p in trial_procs if Path(f"/proc/{p}").exists()]
-    ) and time.time() < deadline:
-        time.sleep(0.2)
-    assert not alive, "the trial outlived its worker"
-    # Re-run the same command: the dead trial goes stale, is retried and resumes.
+    try:
+        killed = wait_for_a_checkpointed_trial(tmp_path / "kill")
+        trial_procs = descendants(worker.pid)  # the fork server and the trial it forked
+        assert trial_procs
+        if stop == "worker-killed":
+            worker.send_signal(signal.SIGKILL)
+        elif stop == "worker-interrupted":
+            worker.send_signal(signal.SIGINT)
+        elif stop == "group-terminated":
+            os.killpg(worker.pid, signal.SIGTERM)
+        else:
+            for pid in trial_procs:
+                os.kill(pid, signal.SIGTERM)
+        code = worker.wait(timeout=900 if stop == "trial-terminated" else 180)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+    # The worker went on and finished the grid, or it stopped (generous: slow to unwind).
+    assert code == 0 if stop == "trial-terminated" else code != 0
+    assert_gone(trial_procs, "the trial outlived its stop")
+    # Re-run the same command: the stopped trial's retry (or, after SIGKILL, the stale trial's
+    # retry) resumes from its checkpoint.
     proc = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     study = load(f"sqlite:///{tmp_path / 'kill.db'}", "kill")
     counts = grid_counts(study)
     assert counts == Counter({("base", 1): 1, ("A-h1", 1): 1})
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert len(failed) == 1 and failed[0].params["row"] == killed  # the killed one
+    assert len(failed) == 1 and failed[0].params["row"] == killed  # the stopped one
+    assert "fail_reason" not in failed[0].user_attrs
+    if stop == "worker-killed":
+        assert "interrupted" not in failed[0].user_attrs
+    else:
+        assert "not a result" in failed[0].user_attrs["interrupted"]
     retried = next(
         t for t in study.trials if t.state == TrialState.COMPLETE and t.params["row"] == killed
     )
     assert retried.system_attrs["failed_trial"] == failed[0].number
+    assert "interrupted" not in retried.user_attrs
     assert retried.user_attrs["resumed_from"].endswith("last.ckpt")
     result = json.loads((tmp_path / "kill" / killed / "seed1" / "result.json").read_text())
     assert result["steps"] == 400 and result["resumed_from"]
+
+
+def wait_for_a_checkpointed_trial(study_dir: Path, timeout: float = 300) -> str:
+    """The row of a running trial (no result yet) that has written a checkpoint."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for ckpt in study_dir.glob("*/seed1/checkpoints/last.ckpt"):
+            if not (ckpt.parents[1] / "result.json").exists():
+                return ckpt.parents[2].name
+        time.sleep(0.2)
+    raise AssertionError("no trial wrote a checkpoint")
+
+
+def assert_gone(pids: list[int], message: str, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while (alive := [p for p in pids if is_alive(p)]) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not alive, message
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_to_a_multi_worker_sweep_stops_its_workers_and_their_trials(
+    tmp_path, tiny_spec_dir, env, small_data_root
+):
+    """``kill PID`` of ``sweep --workers 2`` (not of its process group) reaches the workers:
+    none is left running, each running trial is marked ``interrupted`` and enqueued again,
+    and the same command then completes the grid."""
+    cmd, run_env = stop_sweep(tiny_spec_dir, "kill2", tmp_path, env, small_data_root)
+    parent = subprocess.Popen(
+        [*cmd, "--workers", "2", "--threads", "1"],
+        cwd=REPO,
+        env=run_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_a_checkpointed_trial(tmp_path / "kill2")
+        below = descendants(parent.pid)  # two workers, their fork servers and trials
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=180) != 0
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert_gone(below, "a worker or trial outlived the sweep's SIGTERM")
+    study = load(f"sqlite:///{tmp_path / 'kill2.db'}", "kill2")
+    stopped = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert stopped and all("fail_reason" not in t.user_attrs for t in stopped)
+    assert all("not a result" in t.user_attrs["interrupted"] for t in stopped)
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    proc = subprocess.run(
+        [*cmd, "--workers", "1"],
+        cwd=REPO,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert grid_counts(load(f"sqlite:///{tmp_path / 'kill2.db'}", "kill2")) == Counter(
+        {("base", 1): 1, ("A-h1", 1): 1}
+    )
 
 
 def test_hpo_prunes(tmp_path, tiny_spec_dir, env, small_data_root):
@@ -454,6 +548,62 @@ def test_trial_with_two_ddp_devices(tmp_path, tiny_spec_dir, env, small_data_roo
     result = json.loads((tmp_path / "ddp" / "base" / "seed1" / "result.json").read_text())
     checks = result["rank_param_checksums"]
     assert len(checks) == 2 and checks[0] == checks[1]
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [
+        (-signal.SIGTERM, "killed by SIGTERM"),
+        (-signal.SIGKILL, "killed by SIGKILL"),
+        (255, "fork server was killed"),
+        (143, "stopped by SIGTERM"),
+        (130, "stopped by SIGINT"),
+        (137, "stopped by SIGKILL"),
+        (0, None),
+        (1, None),
+        (2, None),  # bad input
+        (3, None),  # diverged
+        (139, None),  # SIGSEGV: a crash of its own, a result
+    ],
+)
+def test_which_exit_codes_are_stops_from_outside(code, why):
+    from lit_transformer.sweep.orchestrator import interruption
+
+    got = interruption(code)
+    assert got is None if why is None else why in got
+
+
+def test_a_stopped_trial_is_requeued_at_once_and_its_pair_is_not_covered(tmp_path):
+    """retry_now enqueues the same row and seed (the retry callback's copy, without the
+    reason); and should it not (its retries used up), the pair is not covered for the grid."""
+    from lit_transformer.sweep.orchestrator import INTERRUPTED, enqueue_grid, is_result, retry_now
+    from lit_transformer.sweep.storage import load_or_create_study, open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", 1)
+    study = load_or_create_study(storage, "s")
+    study.enqueue_trial({"row": "base", "seed": 1})
+    trial = study.ask()
+    trial.suggest_categorical("row", ["base"])
+    trial.suggest_int("seed", 0, 9)
+    trial.set_user_attr(INTERRUPTED, "killed by SIGTERM: not a result, retried")
+    study.tell(trial, state=TrialState.FAIL)
+    frozen = study.trials[0]
+    assert not is_result(frozen)
+    retry_now(study, storage, frozen._trial_id)
+    waiting = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert len(waiting) == 1 and waiting[0].system_attrs["failed_trial"] == trial.number
+    assert waiting[0].params == {"row": "base", "seed": 1}
+    assert INTERRUPTED not in waiting[0].user_attrs
+
+    class Grid:
+        grid = [("base", 1)]
+
+    assert enqueue_grid(study, Grid()) == 0  # the retry covers the pair
+    retry = study.ask()
+    study.tell(retry, state=TrialState.FAIL)  # no reason: stopped again, as stale
+    retry_now(study, storage, retry._trial_id)  # max_retry 1: used up, nothing enqueued
+    assert not [t for t in study.trials if t.state == TrialState.WAITING]
+    assert enqueue_grid(study, Grid()) == 1  # so the next run runs the pair again
 
 
 def test_budget_kinds_set_the_trainer_and_name_the_protocol(tmp_path, tiny_spec_dir):

@@ -9,13 +9,17 @@ becomes the objective (dev perplexity) and user attributes. DDP ranks never samp
 
 A worker that dies leaves its trial RUNNING without heartbeats: after the grace period any
 worker (or a re-run of the same command) marks it FAIL, the retry callback re-enqueues it,
-and the retried trial resumes from ``DIR/checkpoints/last.ckpt`` in the same directory.
+and the retried trial resumes from ``DIR/checkpoints/last.ckpt`` in the same directory. A
+worker that is stopped (Ctrl-C, SIGTERM), or whose trial is killed, says so at once: the trial
+is FAIL with ``interrupted`` and its retry is enqueued (:func:`interruption`, :func:`retry_now`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +34,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from lit_transformer.config import ConfigError, TrainerConfig
-from lit_transformer.errors import EXIT_USAGE
+from lit_transformer.errors import EXIT_USAGE, Terminated
 from lit_transformer.provenance import git_commit
 from lit_transformer.sweep.launch import TrialLauncher
 from lit_transformer.sweep.samplers import build_pruner, build_sampler
@@ -46,6 +50,11 @@ from lit_transformer.sweep.storage import (
 from lit_transformer.training.trial import FAILURE_FILE, TrialSpec, write_trial
 
 POLL_S = 2.0
+# A FAILed trial's user attribute: why it was stopped from outside (a signal), not a result.
+INTERRUPTED = "interrupted"
+# multiprocessing's exit code for a forked trial whose fork server died under it.
+FORK_SERVER_GONE = 255
+STOP_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGKILL, signal.SIGTERM)
 
 
 SEED_RANGE = (0, 2**31 - 1)
@@ -88,6 +97,37 @@ def is_result(t: optuna.trial.FrozenTrial) -> bool:
     the run after the fix runs it, so a wrong environment never marks a grid done."""
     reason = t.user_attrs.get("fail_reason")
     return reason is not None and not reason.startswith(f"exit code {EXIT_USAGE}:")
+
+
+def interruption(code: int) -> str | None:
+    """Why a trial's process was stopped from outside, from its exit code, or None when it
+    ended on its own (a result, a crash, bad input). A stop is a signal: ``-N`` (killed by
+    signal N), ``128 + N`` for a stop signal (how a shell, or the trial itself on SIGINT or
+    SIGTERM, reports it) or ``FORK_SERVER_GONE`` (the signal took the trial's fork server).
+    A stopped trial is work to redo (:func:`retry_now`), never a result: stopping a sweep
+    with ``kill`` must not mark its running trials done."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    if code == FORK_SERVER_GONE:
+        return "its fork server was killed (exit code 255)"
+    if code - 128 in STOP_SIGNALS:
+        return f"stopped by {signal.Signals(code - 128).name} (exit code {code})"
+    return None
+
+
+def retry_now(study: optuna.Study, storage: optuna.storages.RDBStorage, trial_id: int) -> None:
+    """Re-enqueue a FAILed trial that was stopped, as the stale-heartbeat callback would after
+    the grace period: same row and seed, so the retry resumes from its checkpoint; at most
+    ``max_retry`` times (call under the study lock). The retry does not inherit the reason."""
+    callback = storage.heartbeat_stale_trial_callback
+    if callback is None:
+        return
+    frozen = copy.deepcopy(storage.get_trial(trial_id))
+    frozen.user_attrs = {k: v for k, v in frozen.user_attrs.items() if k != INTERRUPTED}
+    callback(study, frozen)
 
 
 def _hpo_budget_left(study: optuna.Study, spec: SweepSpec) -> int:
@@ -380,6 +420,13 @@ class Worker:
                     ended = self.run_trial(trial, {k: round(v, 4) for k, v in timing.items()}, beat)
                 except optuna.exceptions.UpdateFinishedTrialError:
                     beat.lost = True
+                except (KeyboardInterrupt, Terminated) as exc:
+                    # This worker is being stopped (Ctrl-C, SIGTERM): run_trial ended the trial;
+                    # hand it to its retry now rather than after the heartbeat's grace period.
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the study hear it
+                    name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+                    self.interrupt(trial, f"its worker was stopped by {name}")
+                    raise
             try:
                 if not beat.lost:
                     self.finish(trial, *ended)
@@ -491,8 +538,23 @@ class Worker:
             raise
         return out, proc.returncode, time.time() - t0
 
+    def interrupt(self, trial: optuna.Trial, why: str) -> None:
+        """End a trial that was stopped from outside: FAIL with ``interrupted`` (not a result)
+        and its retry enqueued now (:func:`retry_now`)."""
+        try:
+            with study_lock(self.storage, self.name):
+                trial.set_user_attr(INTERRUPTED, f"{why}: not a result, to be run again")
+                self.study.tell(trial, state=TrialState.FAIL)
+                retry_now(self.study, self.storage, trial._trial_id)  # noqa: SLF001
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # already failed as stale, and retried, by another worker
+
     def finish(self, trial: optuna.Trial, out: Path, code: int, wall: float) -> None:
         trial.set_user_attr("trial_wall_s", round(wall, 1))
+        why = interruption(code)
+        if why is not None:
+            self.interrupt(trial, f"the trial was {why}")
+            return
         result_path = out / "result.json"
         if code == 0 and result_path.is_file():
             result = json.loads(result_path.read_text())

@@ -8,13 +8,16 @@ storage URL in the environment so that a password never shows in ``ps``.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lit_transformer.config import ConfigError
+from lit_transformer.errors import Terminated, raise_on_sigterm
 
 if TYPE_CHECKING:
     from lit_transformer.sweep.spec import SweepSpec
@@ -121,6 +124,23 @@ def check_data(spec: SweepSpec) -> None:
                 split_parts(resolve_data_root(d.data_root), corpus, role, d.src_lang, d.tgt_lang)
 
 
+def wait_for_workers(procs: list[subprocess.Popen]) -> list[int]:
+    """The workers' exit codes. Stopped meanwhile, this process passes SIGTERM on to them
+    (Ctrl-C at a terminal reached them already) and waits while they tell the study that
+    their trials were stopped, then stops too."""
+    try:
+        return [p.wait() for p in procs]
+    except (KeyboardInterrupt, Terminated) as exc:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if isinstance(exc, Terminated):
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait()
+        raise
+
+
 def run_sweep(o: SweepOptions) -> int:
     """Run the study's trials until none is left, then print its rows × seeds table."""
     if o.plan:
@@ -159,6 +179,8 @@ def run_sweep(o: SweepOptions) -> int:
         flush=True,
     )
     command = None if o.child else sweep_command(o, shown_url)
+    if threading.current_thread() is threading.main_thread():
+        raise_on_sigterm()  # `kill` stops a worker as Ctrl-C does: it tells the study first
     if workers == 1:
         Worker(spec, url, name, run_dir, threads, o.wandb, command).run()
     else:
@@ -172,7 +194,7 @@ def run_sweep(o: SweepOptions) -> int:
             subprocess.Popen(cmd, env=env if g is None else {**env, "CUDA_VISIBLE_DEVICES": g})
             for g in gpus
         ]
-        codes = [p.wait() for p in procs]
+        codes = wait_for_workers(procs)
         if any(codes):
             print(f"error: worker exit codes {codes}", file=sys.stderr)
             return 1

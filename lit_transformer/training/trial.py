@@ -65,12 +65,20 @@ def read_trial(trial_dir: Path) -> TrialSpec:
 
 def fit_or_fail(run: Any) -> tuple[int, dict[str, Any] | None]:
     """``run_fit(run)``; a divergence is recorded in ``failure.json`` (rank 0) and returned as
-    ``EXIT_DIVERGED``, so that the sweep ends the trial FAIL with the reason and goes on."""
+    ``EXIT_DIVERGED``, so that the sweep ends the trial FAIL with the reason and goes on.
+    SIGTERM (Lightning stops after the batch with ``SIGTERMException``, a ``SystemExit``
+    whose status would be 0) returns ``EXIT_TERMINATED``: the run was stopped, it did not end."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from lit_transformer.errors import EXIT_TERMINATED
     from lit_transformer.training.module import DivergenceError
     from lit_transformer.training.run import run_fit
 
     try:
         return 0, run_fit(run)
+    except SIGTERMException:
+        print("error: stopped by SIGTERM", file=sys.stderr)
+        return EXIT_TERMINATED, None
     except DivergenceError as exc:
         if is_rank_zero():
             run.out_dir.mkdir(parents=True, exist_ok=True)

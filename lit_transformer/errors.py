@@ -17,20 +17,8 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class Terminated(BaseException):  # noqa: N818 - named like KeyboardInterrupt, its sibling
-    """SIGTERM, raised where the process is (:func:`raise_on_sigterm`), so that it unwinds as
-    on Ctrl-C and can say what it was doing (a sweep worker tells the study) before it goes."""
-
-
-def raise_on_sigterm() -> None:
-    """From now on SIGTERM raises :class:`Terminated` in the main thread; a second SIGTERM
-    while the first unwinds is ignored, so that the unwinding finishes."""
-    import signal
-
-    def handler(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated
-
-    signal.signal(signal.SIGTERM, handler)
+    """SIGTERM, raised where a sweep process is (``sweep/stop.py``), so that it unwinds as on
+    Ctrl-C and can tell the study about its trial before it goes."""
 
 
 class UserError(ValueError):

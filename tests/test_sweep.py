@@ -343,13 +343,13 @@ def descendants(pid: int) -> list[int]:
 def stop_sweep(
     spec_dir: Path, name: str, run_dir: Path, env: dict, data_root: Path
 ) -> tuple[list[str], dict]:
-    """A sweep of two 400-step trials that checkpoint every 5 steps, to stop mid-way: its
+    """A sweep of two 160-step trials that checkpoint every 5 steps, to stop mid-way: its
     command (no ``--workers`` yet) and environment."""
     spec = write_spec(
         spec_dir,
         name,
-        "rows: [base, A-h1]\nseeds: [1]\nbudget: {max_steps: 400}\nbeam: 1\n"
-        "overrides:\n  trainer: {checkpoint_every_n_steps: 5, val_check_interval: 200}\n",
+        "rows: [base, A-h1]\nseeds: [1]\nbudget: {max_steps: 160}\nbeam: 1\n"
+        "overrides:\n  trainer: {checkpoint_every_n_steps: 5, val_check_interval: 80}\n",
     )
     run_env = {
         **os.environ,
@@ -365,7 +365,8 @@ STOPS = {
     "worker-killed": "SIGKILL to the worker: it cannot tell the study; its trial goes stale",
     "worker-interrupted": "SIGINT to the worker (Ctrl-C)",
     "group-terminated": "SIGTERM to the worker's process group (`kill -- -PGID`, a session end)",
-    "trial-terminated": "SIGTERM to the trial and its fork server only; the worker goes on",
+    "trial-terminated": "SIGTERM to the trial alone: it stops after its batch, exit code 143",
+    "fork-server-terminated": "SIGTERM to the trial and its fork server; the worker goes on",
 }
 
 
@@ -401,14 +402,20 @@ def test_a_stopped_trial_is_retried_from_its_checkpoint_not_counted(
         elif stop == "group-terminated":
             os.killpg(worker.pid, signal.SIGTERM)
         else:
-            for pid in trial_procs:
+            fork_server = [
+                p for p in trial_procs if parent_of(p) == worker.pid and is_fork_server(p)
+            ]
+            trials = [p for p in trial_procs if parent_of(p) in fork_server]
+            assert len(fork_server) == 1 and len(trials) == 1, (fork_server, trials)
+            for pid in trials + (fork_server if stop == "fork-server-terminated" else []):
                 os.kill(pid, signal.SIGTERM)
-        code = worker.wait(timeout=900 if stop == "trial-terminated" else 180)
+        went_on = stop in ("trial-terminated", "fork-server-terminated")
+        code = worker.wait(timeout=900 if went_on else 180)
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
     # The worker went on and finished the grid, or it stopped (generous: slow to unwind).
-    assert code == 0 if stop == "trial-terminated" else code != 0
+    assert code == 0 if went_on else code != 0
     assert_gone(trial_procs, "the trial outlived its stop")
     # Re-run the same command: the stopped trial's retry (or, after SIGKILL, the stale trial's
     # retry) resumes from its checkpoint.
@@ -424,6 +431,8 @@ def test_a_stopped_trial_is_retried_from_its_checkpoint_not_counted(
         assert "interrupted" not in failed[0].user_attrs
     else:
         assert "not a result" in failed[0].user_attrs["interrupted"]
+    if stop == "trial-terminated":  # Lightning's SIGTERMException, as the trial reports it
+        assert "stopped by SIGTERM (exit code 143)" in failed[0].user_attrs["interrupted"]
     retried = next(
         t for t in study.trials if t.state == TrialState.COMPLETE and t.params["row"] == killed
     )
@@ -431,7 +440,7 @@ def test_a_stopped_trial_is_retried_from_its_checkpoint_not_counted(
     assert "interrupted" not in retried.user_attrs
     assert retried.user_attrs["resumed_from"].endswith("last.ckpt")
     result = json.loads((tmp_path / "kill" / killed / "seed1" / "result.json").read_text())
-    assert result["steps"] == 400 and result["resumed_from"]
+    assert result["steps"] == 160 and result["resumed_from"]
 
 
 def wait_for_a_checkpointed_trial(study_dir: Path, timeout: float = 300) -> str:
@@ -450,6 +459,20 @@ def assert_gone(pids: list[int], message: str, timeout: float = 20) -> None:
     while (alive := [p for p in pids if is_alive(p)]) and time.time() < deadline:
         time.sleep(0.2)
     assert not alive, message
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
+def is_fork_server(pid: int) -> bool:
+    try:
+        return b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def is_alive(pid: int) -> bool:
@@ -564,6 +587,8 @@ def test_trial_with_two_ddp_devices(tmp_path, tiny_spec_dir, env, small_data_roo
         (2, None),  # bad input
         (3, None),  # diverged
         (139, None),  # SIGSEGV: a crash of its own, a result
+        (-signal.SIGSEGV, None),
+        (-signal.SIGABRT, None),
     ],
 )
 def test_which_exit_codes_are_stops_from_outside(code, why):
@@ -571,6 +596,31 @@ def test_which_exit_codes_are_stops_from_outside(code, why):
 
     got = interruption(code)
     assert got is None if why is None else why in got
+
+
+def test_a_stop_inside_a_held_block_is_raised_when_it_ends(request):
+    """What keeps a worker's writes to the study whole: SIGTERM or Ctrl-C in ``held()``
+    waits for its end, and a second stop is ignored; the old handlers come back after."""
+    from lit_transformer.errors import Terminated
+    from lit_transformer.sweep.stop import held, stops_raise
+
+    before = signal.getsignal(signal.SIGTERM)
+    # A background run (`cmd &`) starts with SIGINT ignored, which stops_raise keeps.
+    sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, sigint))
+    done = []
+    with pytest.raises(Terminated), stops_raise():
+        with held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # the handler runs here, and must not raise yet
+            os.kill(os.getpid(), signal.SIGINT)  # a second stop: ignored
+            time.sleep(0.1)
+            done.append("write")
+    assert done == ["write"]
+    assert signal.getsignal(signal.SIGTERM) is before
+    with pytest.raises(KeyboardInterrupt), stops_raise():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
 
 
 def test_a_stopped_trial_is_requeued_at_once_and_its_pair_is_not_covered(tmp_path):

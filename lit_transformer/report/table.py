@@ -83,7 +83,7 @@ def trial_records(study: optuna.Study) -> list[TrialRecord]:
             wall_s=ua.get("trial_wall_s"),
             hypotheses=ua.get("dev_hypotheses"),
             out_dir=ua.get("out_dir"),
-            reason=ua.get("fail_reason", ""),
+            reason=ua.get("fail_reason") or ua.get("interrupted", ""),
             protocol=ua.get("protocol"),
             dev_curve=ua.get("dev_curve"),
         )

@@ -40,6 +40,7 @@ from lit_transformer.sweep.launch import TrialLauncher
 from lit_transformer.sweep.samplers import build_pruner, build_sampler
 from lit_transformer.sweep.spec import EQUAL_STEPS, EQUAL_TIME, SweepSpec
 from lit_transformer.sweep.status import all_params
+from lit_transformer.sweep.stop import held
 from lit_transformer.sweep.storage import (
     HEARTBEAT_INTERVAL,
     STORAGE_ENV,
@@ -54,7 +55,9 @@ POLL_S = 2.0
 INTERRUPTED = "interrupted"
 # multiprocessing's exit code for a forked trial whose fork server died under it.
 FORK_SERVER_GONE = 255
-STOP_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGKILL, signal.SIGTERM)
+# Signals that stop a trial from outside (a user, a session's end, a scheduler, the OOM
+# killer); any other signal (SIGSEGV, SIGABRT, ...) is a crash of the trial's own.
+STOPPED_BY = (signal.SIGHUP, signal.SIGINT, signal.SIGKILL, signal.SIGTERM)
 
 
 SEED_RANGE = (0, 2**31 - 1)
@@ -107,13 +110,10 @@ def interruption(code: int) -> str | None:
     A stopped trial is work to redo (:func:`retry_now`), never a result: stopping a sweep
     with ``kill`` must not mark its running trials done."""
     if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
+        return f"killed by {signal.Signals(-code).name}" if -code in STOPPED_BY else None
     if code == FORK_SERVER_GONE:
         return "its fork server was killed (exit code 255)"
-    if code - 128 in STOP_SIGNALS:
+    if code - 128 in STOPPED_BY:
         return f"stopped by {signal.Signals(code - 128).name} (exit code {code})"
     return None
 
@@ -122,7 +122,7 @@ def retry_now(study: optuna.Study, storage: optuna.storages.RDBStorage, trial_id
     """Re-enqueue a FAILed trial that was stopped, as the stale-heartbeat callback would after
     the grace period: same row and seed, so the retry resumes from its checkpoint; at most
     ``max_retry`` times (call under the study lock). The retry does not inherit the reason."""
-    callback = storage.heartbeat_stale_trial_callback
+    callback = storage.get_heartbeat_stale_trial_callback()
     if callback is None:
         return
     frozen = copy.deepcopy(storage.get_trial(trial_id))
@@ -178,7 +178,7 @@ def claim_next(
     trial (:func:`claim`) and record its first heartbeat. Returns the trial (or None) and how
     long this worker waited for the lock and held it (README, "Which storage at what scale")."""
     t0 = time.perf_counter()
-    with study_lock(storage, name):
+    with held(), study_lock(storage, name):  # a stop waits: no claim without its heartbeat
         t1 = time.perf_counter()
         # Under the lock: failing a stale trial and enqueueing its retry are two writes, and a
         # worker that enqueues the grid between them would see the pair uncovered and enqueue
@@ -423,7 +423,6 @@ class Worker:
                 except (KeyboardInterrupt, Terminated) as exc:
                     # This worker is being stopped (Ctrl-C, SIGTERM): run_trial ended the trial;
                     # hand it to its retry now rather than after the heartbeat's grace period.
-                    signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the study hear it
                     name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
                     self.interrupt(trial, f"its worker was stopped by {name}")
                     raise
@@ -542,7 +541,7 @@ class Worker:
         """End a trial that was stopped from outside: FAIL with ``interrupted`` (not a result)
         and its retry enqueued now (:func:`retry_now`)."""
         try:
-            with study_lock(self.storage, self.name):
+            with held(), study_lock(self.storage, self.name):
                 trial.set_user_attr(INTERRUPTED, f"{why}: not a result, to be run again")
                 self.study.tell(trial, state=TrialState.FAIL)
                 retry_now(self.study, self.storage, trial._trial_id)  # noqa: SLF001
@@ -550,6 +549,10 @@ class Worker:
             pass  # already failed as stale, and retried, by another worker
 
     def finish(self, trial: optuna.Trial, out: Path, code: int, wall: float) -> None:
+        with held():  # a stop now waits until the trial's end is recorded
+            self._finish(trial, out, code, wall)
+
+    def _finish(self, trial: optuna.Trial, out: Path, code: int, wall: float) -> None:
         trial.set_user_attr("trial_wall_s", round(wall, 1))
         why = interruption(code)
         if why is not None:

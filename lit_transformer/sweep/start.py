@@ -11,13 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lit_transformer.config import ConfigError
-from lit_transformer.errors import Terminated, raise_on_sigterm
+from lit_transformer.errors import Terminated
+from lit_transformer.sweep.stop import stops_raise
 
 if TYPE_CHECKING:
     from lit_transformer.sweep.spec import SweepSpec
@@ -124,18 +124,22 @@ def check_data(spec: SweepSpec) -> None:
                 split_parts(resolve_data_root(d.data_root), corpus, role, d.src_lang, d.tgt_lang)
 
 
-def wait_for_workers(procs: list[subprocess.Popen]) -> list[int]:
-    """The workers' exit codes. Stopped meanwhile, this process passes SIGTERM on to them
-    (Ctrl-C at a terminal reached them already) and waits while they tell the study that
-    their trials were stopped, then stops too."""
+def run_workers(cmd: list[str], env: dict[str, str], gpus: list[str | None]) -> list[int]:
+    """Start one worker process per entry of ``gpus`` and return their exit codes. Stopped
+    meanwhile (``sweep/stop.py``), this process passes SIGTERM on to the workers (one that
+    had the stop already ignores it) and waits while they tell the study that their trials
+    were stopped, then stops too."""
+    procs: list[subprocess.Popen] = []
     try:
+        for g in gpus:
+            procs.append(
+                subprocess.Popen(cmd, env=env if g is None else {**env, "CUDA_VISIBLE_DEVICES": g})
+            )
         return [p.wait() for p in procs]
-    except (KeyboardInterrupt, Terminated) as exc:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if isinstance(exc, Terminated):
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
+    except (KeyboardInterrupt, Terminated):
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait()
         raise
@@ -179,22 +183,17 @@ def run_sweep(o: SweepOptions) -> int:
         flush=True,
     )
     command = None if o.child else sweep_command(o, shown_url)
-    if threading.current_thread() is threading.main_thread():
-        raise_on_sigterm()  # `kill` stops a worker as Ctrl-C does: it tells the study first
     if workers == 1:
-        Worker(spec, url, name, run_dir, threads, o.wandb, command).run()
+        with stops_raise():  # `kill` stops a worker as Ctrl-C does: it tells the study first
+            Worker(spec, url, name, run_dir, threads, o.wandb, command).run()
     else:
         # Create the schema and the study once, before the workers race to do it.
         study = load_or_create_study(open_storage(url, spec.max_retry), name)
         if command:
             record_provenance(study, spec, command)
         env = {**os.environ, STORAGE_ENV: url}
-        cmd = worker_command(o, name, threads)
-        procs = [
-            subprocess.Popen(cmd, env=env if g is None else {**env, "CUDA_VISIBLE_DEVICES": g})
-            for g in gpus
-        ]
-        codes = wait_for_workers(procs)
+        with stops_raise():
+            codes = run_workers(worker_command(o, name, threads), env, gpus)
         if any(codes):
             print(f"error: worker exit codes {codes}", file=sys.stderr)
             return 1

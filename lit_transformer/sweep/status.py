@@ -41,7 +41,7 @@ def status_table(study: optuna.Study) -> pd.DataFrame:
             "dev_bleu": t.user_attrs.get("dev_bleu"),
             "steps": t.user_attrs.get("steps"),
             "wall_s": t.user_attrs.get("trial_wall_s"),
-            "note": t.user_attrs.get("fail_reason", t.user_attrs.get("interrupted", "")),
+            "note": t.user_attrs.get("fail_reason") or t.user_attrs.get("interrupted", ""),
         }
         rank = STATE_RANK.get(t.state, 0)
         if key not in best or rank > best[key][0]:

@@ -399,16 +399,33 @@ class Worker:
             record_provenance(self.study, spec, command)
 
     def run(self) -> int:
-        """Work until the study has nothing left; returns the number of trials run."""
-        with study_lock(self.storage, self.name):
+        """Work until the study has nothing left; returns the number of trials run.
+
+        Stopped (Ctrl-C, SIGTERM: ``sweep/stop.py``), the worker hands the trial it holds to
+        its retry now, rather than after the heartbeat's grace period (:meth:`interrupt`; a
+        trial whose end is already recorded is left as it is)."""
+        with held(), study_lock(self.storage, self.name):
             if self.spec.kind == "grid":
                 enqueue_grid(self.study, self.spec)
             self.precision = pin_precision(self.study, self.spec)
+        self.holding: optuna.Trial | None = None
+        try:
+            return self._work()
+        except (KeyboardInterrupt, Terminated) as exc:
+            if self.holding is not None:
+                name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+                self.interrupt(self.holding, f"its worker was stopped by {name}")
+            raise
+
+    def _work(self) -> int:
         done = 0
         while True:
-            trial, timing = claim_next(
-                self.storage, self.study, self.name, self.spec, self.has_checkpoint
-            )
+            self.holding = None
+            with held():  # a stop here is raised once the claimed trial is ours to hand back
+                self.holding, timing = claim_next(
+                    self.storage, self.study, self.name, self.spec, self.has_checkpoint
+                )
+            trial = self.holding
             if trial is None:
                 running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                 if not running:
@@ -420,12 +437,6 @@ class Worker:
                     ended = self.run_trial(trial, {k: round(v, 4) for k, v in timing.items()}, beat)
                 except optuna.exceptions.UpdateFinishedTrialError:
                     beat.lost = True
-                except (KeyboardInterrupt, Terminated) as exc:
-                    # This worker is being stopped (Ctrl-C, SIGTERM): run_trial ended the trial;
-                    # hand it to its retry now rather than after the heartbeat's grace period.
-                    name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-                    self.interrupt(trial, f"its worker was stopped by {name}")
-                    raise
             try:
                 if not beat.lost:
                     self.finish(trial, *ended)
@@ -518,8 +529,10 @@ class Worker:
         if self.threads:
             env["OMP_NUM_THREADS"] = str(self.threads)
         t0 = time.time()
-        proc = self.launcher.start(out, out / "trial.log", env, spec.devices)
+        proc = None
         try:
+            with held():  # a stop waits for the trial to have started, to end it (below)
+                proc = self.launcher.start(out, out / "trial.log", env, spec.devices)
             while proc.poll() is None:
                 if beat is not None and beat.lost:  # another worker now owns the trial
                     proc.kill()
@@ -530,10 +543,11 @@ class Worker:
                 except subprocess.TimeoutExpired:
                     pass
         except BaseException:
-            # The worker is going down (an error, Ctrl-C): its trial goes with it, as it would
-            # if the worker were killed; the stale trial is retried from its last checkpoint.
-            proc.kill()
-            proc.wait()
+            # The worker is going down (an error, Ctrl-C, SIGTERM): its trial goes with it, as
+            # it would if the worker were killed; Worker.run hands it to its retry.
+            if proc is not None:
+                proc.kill()
+                proc.wait()
             raise
         return out, proc.returncode, time.time() - t0
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from lit_transformer.config import ConfigError
 from lit_transformer.errors import Terminated
-from lit_transformer.sweep.stop import stops_raise
+from lit_transformer.sweep.stop import held, stops_raise
 
 if TYPE_CHECKING:
     from lit_transformer.sweep.spec import SweepSpec
@@ -132,9 +132,12 @@ def run_workers(cmd: list[str], env: dict[str, str], gpus: list[str | None]) -> 
     procs: list[subprocess.Popen] = []
     try:
         for g in gpus:
-            procs.append(
-                subprocess.Popen(cmd, env=env if g is None else {**env, "CUDA_VISIBLE_DEVICES": g})
-            )
+            with held():  # a stop waits until the worker is in `procs`, to pass it on
+                procs.append(
+                    subprocess.Popen(
+                        cmd, env=env if g is None else {**env, "CUDA_VISIBLE_DEVICES": g}
+                    )
+                )
         return [p.wait() for p in procs]
     except (KeyboardInterrupt, Terminated):
         for p in procs:

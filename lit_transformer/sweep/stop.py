@@ -2,6 +2,9 @@
 so that a worker can tell the study that its trial was stopped before it goes; inside a write
 to the study (:func:`held`) they wait until the write is done.
 
+One stop is enough: once it arrives, further SIGINT and SIGTERM are ignored while the process
+tells the study and exits (SIGKILL still ends it).
+
 A worker of a `sweep` is stopped three ways: Ctrl-C at its terminal (SIGINT, to the whole
 foreground group), ``kill PID`` (SIGTERM, to it alone, or passed on by a `--workers N` parent)
 and ``kill -- -PGID`` or a cluster's preemption (SIGTERM to every process, trials included).
@@ -63,7 +66,11 @@ def stops_raise() -> Iterator[None]:
 def held() -> Iterator[None]:
     """A stop that arrives in the block is raised when it ends: a claim, a result or a retry
     is written to the study whole. (Python runs signal handlers in the main thread, whichever
-    thread the signal reached, so a flag works where a thread's signal mask would not.)"""
+    thread the signal reached, so a flag works where a thread's signal mask would not; in
+    another thread the block changes nothing.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _state.depth += 1
     try:
         yield

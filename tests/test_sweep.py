@@ -371,7 +371,15 @@ STOPS = {
 }
 
 
-@pytest.mark.parametrize("stop", list(STOPS))
+# The default suite runs the stop seen in a real sweep (its fork server killed under a running
+# trial) and the two it had before; the rest, about two minutes each on 2 cores, are `slow`.
+DEFAULT_STOPS = ("worker-killed", "worker-interrupted", "fork-server-terminated")
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [s if s in DEFAULT_STOPS else pytest.param(s, marks=pytest.mark.slow) for s in STOPS],
+)
 def test_a_stopped_trial_is_retried_from_its_checkpoint_not_counted(
     stop, tmp_path, tiny_spec_dir, env, small_data_root
 ):
@@ -483,6 +491,7 @@ def is_alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_sigterm_to_a_multi_worker_sweep_stops_its_workers_and_their_trials(
     tmp_path, tiny_spec_dir, env, small_data_root
 ):

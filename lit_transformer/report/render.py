@@ -178,9 +178,9 @@ def summary_lines(summaries: Labelled, meta: dict[str, str]) -> list[str]:
             f"dev PPL {counts('ppl')}; BLEU {counts('bleu')}.",
             f"{pre}Spearman rank correlation of our row values with the paper's: dev PPL "
             f"{_rho(rank['ppl']['all'])}; BLEU {_rho(rank['bleu']['all'])}.",
-            f"{pre}Raw direction of Δ vs base (sign only, noise ignored) agrees with the paper "
-            f"on {s['agree_ppl']} of {s['judged_ppl']} rows for dev PPL and {s['agree_bleu']} "
-            f"of {s['judged_bleu']} for BLEU.",
+            f"{pre}Raw direction of the paired Δ vs base (sign only, noise ignored) agrees with "
+            f"the paper on {s['agree_ppl']} of {s['judged_ppl']} rows for dev PPL and "
+            f"{s['agree_bleu']} of {s['judged_bleu']} for BLEU.",
             f"{pre}BLEU difference to base significant (paired bootstrap, p < 0.05, every "
             "seed): " + (", ".join(s["significant_rows"]) or "none") + ".",
             f"{pre}{s['complete_rows']} of {s['rows']} rows complete"

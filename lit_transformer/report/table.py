@@ -2,8 +2,9 @@
 
 Per row (in the ablation file's order): what it changes; params (ours, paper); dev PPL mean ±
 std over seeds with n; Δ PPL vs base (ours, paper); BLEU likewise; whether our direction
-agrees with the paper's (raw sign, ``agree_*``) and the noise-aware verdict (``verdict_*``, from
-the mean and 95% t interval of the per-seed paired differences to base, see
+agrees with the paper's (raw sign of the mean paired difference, ``agree_*``) and the
+noise-aware verdict (``verdict_*``, from the mean and 95% t interval of the per-seed paired
+differences to base, see
 :mod:`lit_transformer.report.stats`); the significance of our BLEU difference to base
 (sacreBLEU's paired bootstrap resampling on the dev hypotheses of matching seeds); steps and
 wall time; paper-style dev BLEU (``bleu_paper``, :func:`lit_transformer.bleu.paper_bleu`)
@@ -256,11 +257,15 @@ def build_table(study: optuna.Study, ablation: Ablation, refs: list[str] | None)
         paper = frame[f"paper_{metric}"] - (base[f"paper_{metric}"] if base is not None else 0)
         frame[f"d_{metric}"] = ours.where(frame[metric].notna())
         frame[f"paper_d_{metric}"] = paper
+    _add_verdicts(frame, records)
+    for metric in METRICS:
+        # The direction of the paired mean where a seed pairs with base: a difference of means
+        # over different seed sets (base ahead by a seed) would mix seed noise into the sign.
+        ours = frame[f"d_{metric}_paired"].where(frame[f"d_{metric}_n"] > 0, frame[f"d_{metric}"])
         frame[f"agree_{metric}"] = [
             "" if r == "base" else _agree(o if pd.notna(o) else None, p if pd.notna(p) else None)
-            for r, o, p in zip(frame["row"], frame[f"d_{metric}"], paper, strict=True)
+            for r, o, p in zip(frame["row"], ours, frame[f"paper_d_{metric}"], strict=True)
         ]
-    _add_verdicts(frame, records)
     frame["significant"] = frame["p_value"].map(
         lambda p: "" if pd.isna(p) else ("yes" if p < SIGNIFICANCE_LEVEL else "no")
     )

@@ -248,6 +248,22 @@ def test_build_table_gives_interval_and_verdict_per_metric(world):
     assert rank["all"]["rho"] == pytest.approx(spearman(ours, frame["paper_ppl"].tolist())[0])
 
 
+def test_raw_direction_pairs_seeds_when_base_has_more(world, monkeypatch):
+    """Base ahead by an outlying seed 3: the difference of means points the wrong way, the
+    paired differences (seeds 1 and 2) the right one; the raw direction follows the pairs."""
+    from lit_transformer.ablation import load_ablation
+
+    monkeypatch.setitem(BASE, 3, (8.0, 20.0))
+    diffs = {"A-h1": {1: (0.5, -1.0), 2: (0.5, -1.0)}}  # worse, as the paper's h = 1
+    study = _study(world["url"], "ahead", world["ablation"], {"steps": 30}, diffs, world["runs"])
+    frame = build_table(study, load_ablation(world["ablation"]), None).set_index("row")
+    row = frame.loc["A-h1"]
+    assert row["d_ppl"] < 0 and row["d_bleu"] > 0  # means over seeds {1, 2} vs {1, 2, 3}
+    assert row["d_ppl_paired"] == pytest.approx(0.5)
+    assert row["d_bleu_paired"] == pytest.approx(-1.0)
+    assert (row["agree_ppl"], row["agree_bleu"]) == ("yes", "yes")
+
+
 def test_a_study_mixing_protocols_is_refused(world, tmp_path):
     mixed = {("A-h1", 2): "equal training time"}
     _study(

@@ -1,10 +1,19 @@
-"""``sweep SPEC --status``: rows × seeds with state, dev PPL, BLEU and time."""
+"""``sweep SPEC --status``: rows × seeds with state, dev PPL, BLEU and time; a running trial's
+note is its newest progress line, where its ``trial.log`` can be read from here."""
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
 
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
+
+from lit_transformer.training.progress_text import clock, last_progress
+
+# The newest progress line is near the end of trial.log; no need to read a long log whole.
+LOG_TAIL_BYTES = 16_384
 
 # When a row × seed has several trials (retries), show the most advanced one.
 STATE_RANK = {
@@ -19,6 +28,31 @@ STATE_RANK = {
 def all_params(trial: optuna.trial.FrozenTrial) -> dict:
     """A trial's params, including the fixed params of one still WAITING in the queue."""
     return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+
+
+def running_note(trial: optuna.trial.FrozenTrial, now: float | None = None) -> str:
+    """``step 463/3000, left ~37m20s, logged 1m02s ago`` for a RUNNING trial, from the progress
+    line in ``out_dir/trial.log``; "" where there is none or the log is on another machine. The
+    age tells a live trial from one whose worker is gone (the heartbeat will retry it)."""
+    out = trial.user_attrs.get("out_dir")
+    if trial.state != TrialState.RUNNING or not out:
+        return ""
+    log = Path(out) / "trial.log"
+    try:
+        with log.open("rb") as f:
+            size = f.seek(0, 2)
+            f.seek(max(0, size - LOG_TAIL_BYTES))
+            text = f.read().decode("utf-8", "replace")
+        age = (time.time() if now is None else now) - log.stat().st_mtime
+    except OSError:
+        return ""
+    last = last_progress(text)
+    if last is None:
+        return ""
+    note = f"step {last['step']}" + (f"/{last['total']}" if last["total"] else "")
+    if last["left"]:
+        note += f", left ~{last['left']}"
+    return note + f", logged {clock(age)} ago"
 
 
 def status_table(study: optuna.Study) -> pd.DataFrame:
@@ -41,7 +75,9 @@ def status_table(study: optuna.Study) -> pd.DataFrame:
             "dev_bleu": t.user_attrs.get("dev_bleu"),
             "steps": t.user_attrs.get("steps"),
             "wall_s": t.user_attrs.get("trial_wall_s"),
-            "note": t.user_attrs.get("fail_reason") or t.user_attrs.get("interrupted", ""),
+            "note": t.user_attrs.get("fail_reason")
+            or t.user_attrs.get("interrupted")
+            or running_note(t),
         }
         rank = STATE_RANK.get(t.state, 0)
         if key not in best or rank > best[key][0]:

@@ -6,7 +6,8 @@ Lightning's progress bar is off there (a log file, ``nohup``, CI, a sweep worker
     step 1200/3000  loss 3.412  5,931 tgt tok/s  elapsed 6m02s  left ~9m03s
 
 The estimate is (steps left) / (recent steps per second) under a step budget, and the minutes
-left under a time budget (whichever ends first).
+left under a time budget (whichever ends first). The line's text, written and read back (for
+``sweep --status``), is in :mod:`lit_transformer.training.progress_text`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,7 @@ from typing import Any
 
 import lightning as L
 
-
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+from lit_transformer.training.progress_text import format_line
 
 
 class ProgressLine(L.Callback):
@@ -67,20 +63,16 @@ class ProgressLine(L.Callback):
         if not (due_time or due_step) or step == step_last:
             return
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        rate = self._tokens * trainer.world_size / (now - t_last)
-        elapsed = now - self._t0
-        line = f"step {step}" + (f"/{self.max_steps}" if self.max_steps > 0 else "")
         if loss is not None:
             # Lightning hands back the loss divided by the accumulation factor.
             loss = float(loss.detach()) * trainer.accumulate_grad_batches
-            line += f"  loss {loss:.3f}"
-        line += f"  {rate:,.0f} tgt tok/s  elapsed {_clock(elapsed)}"
+        rate = self._tokens * trainer.world_size / (now - t_last)
+        elapsed = now - self._t0
         left = []
         if self.max_steps > 0:
             left.append((self.max_steps - step) * (now - t_last) / (step - step_last))
         if self.max_minutes:
             left.append(self.max_minutes * 60 - elapsed)
-        if left:
-            line += f"  left ~{_clock(min(left))}"
+        line = format_line(step, self.max_steps, loss, rate, elapsed, min(left) if left else None)
         print(line, file=self.stream or sys.stderr, flush=True)
         self._last, self._tokens = (now, step), 0

@@ -255,7 +255,12 @@ def test_seeds_flag_runs_one_seed_first_and_a_rerun_adds_the_rest(
     assert [t.user_attrs["precision"] for t in study.trials] == ["32"] * 4
     frozen = __import__("yaml").safe_load((tmp_path / "seeds/base/seed2/params.yaml").read_text())
     assert frozen["trainer"]["precision"] == "32"
-    assert "precision: 32 (explicit)" in (tmp_path / "seeds/base/seed2/trial.log").read_text()
+    log = (tmp_path / "seeds/base/seed2/trial.log").read_text()
+    assert "precision: 32 (explicit)" in log
+    number = next(
+        t.number for t in study.trials if (t.params["row"], t.params["seed"]) == ("base", 2)
+    )
+    assert log.startswith(f"=== trial {number} started ")  # the worker marks each attempt
     assert grid_counts(study) == Counter({(r, s): 1 for r in ("base", "A-h1") for s in (1, 2)})
     assert study.user_attrs["budget_counts_validation"] is True  # the spec keeps the default
     assert study.user_attrs["commands"] == [

@@ -259,9 +259,9 @@ def build_table(study: optuna.Study, ablation: Ablation, refs: list[str] | None)
         frame[f"paper_d_{metric}"] = paper
     _add_verdicts(frame, records)
     for metric in METRICS:
-        # The direction of the paired mean where a seed pairs with base: a difference of means
-        # over different seed sets (base ahead by a seed) would mix seed noise into the sign.
-        ours = frame[f"d_{metric}_paired"].where(frame[f"d_{metric}_n"] > 0, frame[f"d_{metric}"])
+        # The paired mean's sign (none without a seed both have): a difference of means compares
+        # different seed sets while base is a seed ahead, so one outlying seed can flip it.
+        ours = frame[f"d_{metric}_paired"]
         frame[f"agree_{metric}"] = [
             "" if r == "base" else _agree(o if pd.notna(o) else None, p if pd.notna(p) else None)
             for r, o, p in zip(frame["row"], ours, frame[f"paper_d_{metric}"], strict=True)

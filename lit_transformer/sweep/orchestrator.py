@@ -48,6 +48,7 @@ from lit_transformer.sweep.storage import (
     open_storage,
     study_lock,
 )
+from lit_transformer.training.progress_text import attempt_line
 from lit_transformer.training.trial import FAILURE_FILE, TrialSpec, write_trial
 
 POLL_S = 2.0
@@ -528,6 +529,10 @@ class Worker:
         env = {STORAGE_ENV: self.url}
         if self.threads:
             env["OMP_NUM_THREADS"] = str(self.threads)
+        with open(out / "trial.log", "a", encoding="utf-8") as log:
+            # A retry appends to the same log: mark where this attempt's output begins.
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            log.write(attempt_line(trial.number, when, socket.gethostname()) + "\n")
         t0 = time.time()
         proc = None
         try:

@@ -3,6 +3,7 @@ note is its newest progress line, where its ``trial.log`` can be read from here.
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from optuna.trial import TrialState
 
 from lit_transformer.training.progress_text import clock, last_progress
 
-# The newest progress line is near the end of trial.log; no need to read a long log whole.
+# The newest progress line is near the end of trial.log; no need to read a long log whole
+# (a tail of warnings longer than this leaves the note empty).
 LOG_TAIL_BYTES = 16_384
 
 # When a row × seed has several trials (retries), show the most advanced one.
@@ -31,19 +33,24 @@ def all_params(trial: optuna.trial.FrozenTrial) -> dict:
 
 
 def running_note(trial: optuna.trial.FrozenTrial, now: float | None = None) -> str:
-    """``step 463/3000, left ~37m20s, logged 1m02s ago`` for a RUNNING trial, from the progress
-    line in ``out_dir/trial.log``; "" where there is none or the log is on another machine. The
-    age tells a live trial from one whose worker is gone (the heartbeat will retry it)."""
-    out = trial.user_attrs.get("out_dir")
+    """``step 463/3000, left ~37m20s, log quiet 1m02s`` for a RUNNING trial: the newest progress
+    line of its current attempt in ``out_dir/trial.log`` and the time since anything was last
+    written there; ``on HOST`` when it runs on another machine, "" before its first line. A
+    quiet time far above the line's period (``trainer.progress_every_s``, 60 s by default)
+    outside the quiet phases (loading before the first line, the dev decode after the last
+    step) means the trial is paused or its worker is gone."""
+    out, host = trial.user_attrs.get("out_dir"), trial.user_attrs.get("host")
     if trial.state != TrialState.RUNNING or not out:
         return ""
+    if host and host != socket.gethostname():
+        return f"on {host}"  # a path there may name an old, unrelated log here
     log = Path(out) / "trial.log"
     try:
         with log.open("rb") as f:
             size = f.seek(0, 2)
             f.seek(max(0, size - LOG_TAIL_BYTES))
             text = f.read().decode("utf-8", "replace")
-        age = (time.time() if now is None else now) - log.stat().st_mtime
+        quiet = (time.time() if now is None else now) - log.stat().st_mtime
     except OSError:
         return ""
     last = last_progress(text)
@@ -52,7 +59,7 @@ def running_note(trial: optuna.trial.FrozenTrial, now: float | None = None) -> s
     note = f"step {last['step']}" + (f"/{last['total']}" if last["total"] else "")
     if last["left"]:
         note += f", left ~{last['left']}"
-    return note + f", logged {clock(age)} ago"
+    return note + f", log quiet {clock(quiet)}"
 
 
 def status_table(study: optuna.Study) -> pd.DataFrame:

@@ -4,12 +4,23 @@ written and read back; free of torch and Lightning so that ``sweep --status`` st
 A line reads::
 
     step 1200/3000  loss 3.412  5,931 tgt tok/s  elapsed 6m02s  left ~9m03s
+
+A sweep worker writes an attempt line into ``trial.log`` before each start of a trial (a retry
+appends to the same log), so that reading back never takes a killed attempt's progress for the
+running one's.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+_CLOCK = r"\d+(?:h\d{2})?m\d{2}s"
+_LINE = re.compile(
+    rf"^step (?P<step>\d+)(?:/(?P<total>\d+))?\s.*?elapsed (?P<elapsed>{_CLOCK})"
+    rf"(?:\s+left ~(?P<left>{_CLOCK}))?$"
+)
+_ATTEMPT = re.compile(r"^=== trial \d+ started ")
 
 
 def clock(seconds: float) -> str:
@@ -18,12 +29,6 @@ def clock(seconds: float) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
-
-
-_LINE = re.compile(
-    r"^step (?P<step>\d+)(?:/(?P<total>\d+))?\s.*?elapsed (?P<elapsed>\S+)"
-    r"(?:\s+left ~(?P<left>\S+))?\s*$"
-)
 
 
 def format_line(
@@ -42,11 +47,20 @@ def format_line(
     return line + (f"  left ~{clock(left)}" if left is not None else "")
 
 
+def attempt_line(number: int, when: str, host: str) -> str:
+    """The line a worker writes into ``trial.log`` before it starts trial ``number``."""
+    return f"=== trial {number} started {when} on {host} ==="
+
+
 def last_progress(text: str) -> dict[str, Any] | None:
-    """The newest progress line in a log's text as ``{"step", "total", "elapsed", "left"}``
-    (``total`` None without a step budget, ``left`` None without an estimate), or None."""
+    """The newest progress line of the latest attempt in a log's text as ``{"step", "total",
+    "elapsed", "left"}`` (``total`` None without a step budget, ``left`` None without an
+    estimate), or None when that attempt has written none yet."""
     for line in reversed(text.splitlines()):
-        match = _LINE.match(line.strip())
+        line = line.strip()
+        if _ATTEMPT.match(line):
+            return None
+        match = _LINE.match(line)
         if match:
             total = match["total"]
             return {

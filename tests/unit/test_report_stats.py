@@ -262,6 +262,21 @@ def test_raw_direction_pairs_seeds_when_base_has_more(world, monkeypatch):
     assert row["d_ppl_paired"] == pytest.approx(0.5)
     assert row["d_bleu_paired"] == pytest.approx(-1.0)
     assert (row["agree_ppl"], row["agree_bleu"]) == ("yes", "yes")
+    # A row with no seed that base has is not judged, neither by direction nor by verdict.
+    monkeypatch.delitem(BASE, 3)
+    lone = _study(world["url"], "lone", world["ablation"], {"steps": 30}, {}, world["runs"])
+    base = lone.get_trials()[0]
+    lone.add_trial(
+        optuna.trial.create_trial(
+            params={"row": "A-h1", "seed": 3},
+            distributions=base.distributions,
+            value=base.value + 0.5,
+            user_attrs={**base.user_attrs, "dev_bleu": base.user_attrs["dev_bleu"] - 1.0},
+        )
+    )
+    row = build_table(lone, load_ablation(world["ablation"]), None).set_index("row").loc["A-h1"]
+    assert row["n"] == 1 and row["d_ppl_n"] == 0 and pd.notna(row["d_ppl"])
+    assert (row["agree_ppl"], row["agree_bleu"], row["verdict_ppl"]) == ("", "", "")
 
 
 def test_a_study_mixing_protocols_is_refused(world, tmp_path):

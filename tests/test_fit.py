@@ -205,6 +205,27 @@ def test_wandb_without_key_falls_back_to_offline_once(monkeypatch, tmp_path):
     assert resolve_wandb_mode("online") == "disabled"
 
 
+def test_a_finished_wandb_run_is_whole_on_disk_at_once(tmp_path):
+    """wandb.finish() returns before W&B's core writes the transaction log out (read at once,
+    it held no record in 2 of 6 tries here); finish_wandb waits until it is whole."""
+    import wandb
+
+    from lit_transformer.training.loggers import finish_wandb
+    from lit_transformer.training.wandb_file import read_run
+
+    for i in range(6):
+        run = wandb.init(dir=tmp_path / str(i), project="p", mode="offline", config={"i": i})
+        for step in range(20):
+            run.log({"loss": 1.0 / (step + 1)})
+        path, run_id = Path(run.settings.sync_file), run.id
+        finish_wandb([], {})
+        back = read_run(path)
+        assert (back.run_id, back.exit_code, back.history_rows) == (run_id, 0, 20), i
+    disabled = wandb.init(dir=tmp_path / "off", project="p", mode="disabled")
+    finish_wandb([], {})  # nothing written, nothing waited for
+    assert not Path(disabled.settings.sync_file).exists()
+
+
 def test_translate_from_checkpoint(trained, tmp_path, capsys):
     src = tmp_path / "in.en"
     src.write_text("A man is riding a bike.\n\nTwo dogs play in the snow.\n")

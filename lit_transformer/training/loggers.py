@@ -177,12 +177,20 @@ FINAL_KEYS = (
 
 def finish_wandb(loggers: list[Logger], result: dict[str, Any]) -> None:
     """The run's final figures (``final/dev_bleu`` … with the decoding that made them) into
-    its summary, then close the run, so that the next run in this process starts clean."""
+    its summary, then close the run, so that the next run in this process starts clean, and
+    wait (at most 30 s) until its transaction log is written out, so that whatever reads the
+    run once ``fit`` has returned (``wandb sync``, a copy, a test) finds it whole."""
     import wandb
+
+    from lit_transformer.training.wandb_file import wait_until_written
 
     for lg in wandb_loggers(loggers):
         final = {f"final/{k}": result[k] for k in FINAL_KEYS if result.get(k) is not None}
         final["final/beam"], final["final/alpha"] = result.get("beam"), result.get("alpha")
         lg.experiment.summary.update(final)
     if wandb.run is not None:
+        log = Path(wandb.run.settings.sync_file)
+        written = log.is_file()  # none in disabled mode: nothing to wait for
         wandb.finish()
+        if written:
+            wait_until_written(log)

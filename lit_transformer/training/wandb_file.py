@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -99,3 +100,23 @@ def read_run(path: Path) -> WandbRun:
         for k, v in run.config.items()
     }
     return run
+
+
+def wait_until_written(path: Path, timeout_s: float = 30.0) -> bool:
+    """Wait until the log holds its ``exit`` record; whether it does within ``timeout_s``.
+
+    ``wandb.finish()`` returns before W&B's core has written the log out: read at once, it can
+    hold no record at all (a few milliseconds later it is whole), so a reader in the same
+    process, or a copy made right after, would see a run that never started."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.01
+    while True:
+        try:
+            if any(r.WhichOneof("record_type") == "exit" for r in records(path)):
+                return True
+        except (OSError, ValueError, struct.error):
+            pass  # not there yet, or a chunk half written
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)

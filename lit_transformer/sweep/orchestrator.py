@@ -48,7 +48,7 @@ from lit_transformer.sweep.storage import (
     open_storage,
     study_lock,
 )
-from lit_transformer.training.progress_text import attempt_line
+from lit_transformer.training.progress_text import attempt_line, current_attempt
 from lit_transformer.training.trial import FAILURE_FILE, TrialSpec, write_trial
 
 POLL_S = 2.0
@@ -614,7 +614,8 @@ class Worker:
         if failure.is_file():
             reason = json.loads(failure.read_text())["reason"]
         else:
-            tail = (out / "trial.log").read_text(errors="replace").strip().splitlines()[-1:]
-            reason = f"exit code {code}: {tail[0] if tail else 'no output'}"
+            # The last line of this attempt's output, not the attempt line or an earlier try's.
+            lines = current_attempt((out / "trial.log").read_text(errors="replace").strip())
+            reason = f"exit code {code}: {lines[-1] if lines else 'no output'}"
         trial.set_user_attr("fail_reason", reason[:500])
         self.study.tell(trial, state=TrialState.FAIL)

@@ -52,15 +52,22 @@ def attempt_line(number: int, when: str, host: str) -> str:
     return f"=== trial {number} started {when} on {host} ==="
 
 
+def current_attempt(text: str) -> list[str]:
+    """The lines a log's latest attempt wrote: those after its last attempt line (every line
+    of a log that has none)."""
+    lines = text.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if _ATTEMPT.match(lines[i].strip()):
+            return lines[i + 1 :]
+    return lines
+
+
 def last_progress(text: str) -> dict[str, Any] | None:
     """The newest progress line of the latest attempt in a log's text as ``{"step", "total",
     "elapsed", "left"}`` (``total`` None without a step budget, ``left`` None without an
     estimate), or None when that attempt has written none yet."""
-    for line in reversed(text.splitlines()):
-        line = line.strip()
-        if _ATTEMPT.match(line):
-            return None
-        match = _LINE.match(line)
+    for line in reversed(current_attempt(text)):
+        match = _LINE.match(line.strip())
         if match:
             total = match["total"]
             return {

@@ -17,7 +17,12 @@ import torch
 from lit_transformer.sweep import status
 from lit_transformer.sweep.status import running_note, status_table
 from lit_transformer.training.progress import ProgressLine
-from lit_transformer.training.progress_text import attempt_line, format_line, last_progress
+from lit_transformer.training.progress_text import (
+    attempt_line,
+    current_attempt,
+    format_line,
+    last_progress,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -46,6 +51,10 @@ def test_a_retry_does_not_show_the_killed_attempts_progress():
     assert last_progress(earlier)["step"] == 463
     assert last_progress(retry) is None
     assert last_progress(retry + format_line(40, 3000, 6.1, 9.0, 60.0, 600.0))["step"] == 40
+    # What a failed attempt's reason quotes: its own last line, or none.
+    assert current_attempt(retry) == ["precision: 32"]
+    assert current_attempt(earlier + attempt_line(9, "2026-12-08T02:00:00Z", "h")) == []
+    assert current_attempt("no attempt line\nhere") == ["no attempt line", "here"]
 
 
 @pytest.mark.parametrize(
